@@ -1,0 +1,264 @@
+//! Reading a configuration tree from disk: the main file and what it includes.
+//!
+//! The only module of this crate that touches the filesystem. Include rules follow Shinken
+//! (semantics reference, section 6.2): `cfg_file`, `cfg_dir` (recursive, `*.cfg`, symlinks
+//! followed) and `resource_file` are honoured in the main file only, relative to its directory;
+//! an included file is read as-is, so an include directive inside it is ignored (with a warning
+//! here, where Shinken says nothing). That rule is also what makes include cycles impossible;
+//! a symlink loop inside a `cfg_dir` is detected and reported.
+
+use crate::diag::Diagnostics;
+use crate::reader::{self, Param, RawObject};
+use crate::source::{Loc, SourceMap};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Names tried, in order, when the entry point is a directory.
+pub const MAIN_FILE_NAMES: [&str; 3] = ["shinken.cfg", "nagios.cfg", "alignak.cfg"];
+
+/// Largest file we read. A configuration file of this size is a mistake (or an attack), and
+/// refusing it keeps memory bounded.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Every object and parameter of a tree, in reading order, with where each came from.
+#[derive(Debug, Default)]
+pub struct RawTree {
+    pub main_file: PathBuf,
+    pub sources: SourceMap,
+    pub objects: Vec<RawObject>,
+    /// Parameters of every file in reading order (a later one overrides an earlier one).
+    pub params: Vec<Param>,
+}
+
+/// The entry point cannot be read at all: the caller exits with status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryError(pub String);
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EntryError {}
+
+/// Finds the main file of an entry point: the file itself, or a directory's main file.
+pub fn main_file(entry: &Path) -> Result<PathBuf, EntryError> {
+    let meta = std::fs::metadata(entry).map_err(|e| EntryError(format!("{}: {e}", entry.display())))?;
+    if !meta.is_dir() {
+        return Ok(entry.to_path_buf());
+    }
+    MAIN_FILE_NAMES
+        .iter()
+        .map(|n| entry.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| EntryError(format!("{}: a directory without {}", entry.display(), MAIN_FILE_NAMES.join(", "))))
+}
+
+/// Reads the tree rooted at `entry`. Problems inside the tree go to `diag`; only an unreadable
+/// entry point is an `Err`.
+pub fn read_tree(entry: &Path, diag: &mut Diagnostics) -> Result<RawTree, EntryError> {
+    let main = main_file(entry)?;
+    let bytes = read_bounded(&main).map_err(|e| EntryError(format!("{}: {e}", main.display())))?;
+    let text = reader::decode(&bytes).map_err(|e| EntryError(format!("{}: {e}", main.display())))?;
+    let mut tree = RawTree {
+        main_file: main.clone(),
+        ..RawTree::default()
+    };
+    let main_id = tree.sources.add(main.clone());
+    let parsed = reader::parse(&text, main_id, diag);
+    drop(text);
+    let base = main.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    tree.objects.extend(parsed.objects);
+    for param in parsed.params {
+        match &*param.key {
+            "cfg_file" | "resource_file" => {
+                let path = base.join(&*param.value);
+                read_file(&path, param.loc, &mut tree, diag);
+                tree.params.push(param);
+            }
+            "cfg_dir" => {
+                let path = base.join(&*param.value);
+                let mut stack = HashSet::new();
+                read_dir(&path, param.loc, &mut stack, &mut tree, diag);
+                tree.params.push(param);
+            }
+            _ => tree.params.push(param),
+        }
+    }
+    Ok(tree)
+}
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "file of {} bytes is larger than the {} allowed",
+            meta.len(),
+            MAX_FILE_BYTES
+        )));
+    }
+    std::fs::read(path)
+}
+
+/// Reads one included file into the tree. `from` is the include directive, for messages.
+fn read_file(path: &Path, from: Loc, tree: &mut RawTree, diag: &mut Diagnostics) {
+    let bytes = match read_bounded(path) {
+        Ok(b) => b,
+        Err(e) => {
+            diag.error(from, "", format!("cannot read included file {}: {e}", path.display()));
+            return;
+        }
+    };
+    let id = tree.sources.add(path.to_path_buf());
+    let text = match reader::decode(&bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            diag.error(Loc::new(id, 1), "", e);
+            return;
+        }
+    };
+    let parsed = reader::parse(&text, id, diag);
+    tree.objects.extend(parsed.objects);
+    for param in parsed.params {
+        if matches!(&*param.key, "cfg_file" | "cfg_dir" | "resource_file") {
+            diag.warn(
+                param.loc,
+                "",
+                format!("`{}` is only honoured in the main file; ignored in an included file", param.key),
+            );
+        }
+        tree.params.push(param);
+    }
+}
+
+/// Reads every `*.cfg` under `dir`, recursively, sorted by name so that every machine reads a
+/// tree in the same order (Shinken uses the filesystem's own order, which differs between
+/// machines). `stack` holds the canonical directories being walked, to stop symlink loops.
+fn read_dir(dir: &Path, from: Loc, stack: &mut HashSet<PathBuf>, tree: &mut RawTree, diag: &mut Diagnostics) {
+    let canonical = match std::fs::canonicalize(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            diag.error(from, "", format!("cannot read included directory {}: {e}", dir.display()));
+            return;
+        }
+    };
+    if !stack.insert(canonical.clone()) {
+        diag.error(
+            from,
+            "",
+            format!(
+                "directory {} includes itself through a symbolic link; not read again",
+                dir.display()
+            ),
+        );
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            v.sort();
+            v
+        }
+        Err(e) => {
+            diag.error(from, "", format!("cannot read included directory {}: {e}", dir.display()));
+            stack.remove(&canonical);
+            return;
+        }
+    };
+    for path in entries {
+        // metadata() follows symlinks, as Shinken's walk does.
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => read_dir(&path, from, stack, tree, diag),
+            Ok(m) if m.is_file() && path.extension().is_some_and(|e| e == "cfg") => read_file(&path, from, tree, diag),
+            Ok(_) => {}
+            Err(e) => diag.warn(from, "", format!("skipping {}: {e}", path.display())),
+        }
+    }
+    stack.remove(&canonical);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Severity;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("shinken-loader-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn reads_includes_in_order_and_resources() {
+        let d = tmpdir("inc");
+        std::fs::create_dir_all(d.join("objs/sub")).unwrap();
+        std::fs::write(d.join("shinken.cfg"), "cfg_dir=objs\ncfg_file=extra.cfg\nresource_file=res.cfg\n").unwrap();
+        std::fs::write(d.join("objs/b.cfg"), "define host {\nhost_name b\n}\n").unwrap();
+        std::fs::write(d.join("objs/a.cfg"), "define host {\nhost_name a\n}\n").unwrap();
+        std::fs::write(d.join("objs/sub/c.cfg"), "define host {\nhost_name c\n}\ncfg_dir=nested\n").unwrap();
+        std::fs::write(d.join("objs/ignored.txt"), "define host {\nhost_name z\n}\n").unwrap();
+        std::fs::write(d.join("extra.cfg"), "define command {\ncommand_name x\n}\n").unwrap();
+        std::fs::write(d.join("res.cfg"), "$USER1$=/plugins\n").unwrap();
+        let mut diag = Diagnostics::new();
+        let tree = read_tree(&d, &mut diag).unwrap();
+        let names: Vec<_> = tree.objects.iter().map(|o| o.attrs[0].value.to_string()).collect();
+        assert_eq!(names, ["a", "b", "c", "x"]);
+        assert!(tree.params.iter().any(|p| &*p.key == "$USER1$"));
+        // The nested cfg_dir is ignored with a warning naming its file and line.
+        let w = diag.reports(Severity::Warning, &tree.sources);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].file.ends_with("objs/sub/c.cfg") && w[0].line == 4, "{w:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn missing_include_is_an_error_at_the_directive() {
+        let d = tmpdir("missing");
+        std::fs::write(d.join("nagios.cfg"), "\ncfg_file=nope.cfg\ncfg_dir=nodir\n").unwrap();
+        let mut diag = Diagnostics::new();
+        let tree = read_tree(&d, &mut diag).unwrap();
+        let e = diag.reports(Severity::Error, &tree.sources);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].line, 2);
+        assert!(e[0].message.contains("nope.cfg"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unreadable_entry_is_entry_error() {
+        let mut diag = Diagnostics::new();
+        assert!(read_tree(Path::new("/nonexistent/shinken.cfg"), &mut diag).is_err());
+        let d = tmpdir("empty");
+        assert!(read_tree(&d, &mut diag).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn symlink_loop_terminates() {
+        let d = tmpdir("loop");
+        std::fs::create_dir_all(d.join("objs")).unwrap();
+        std::os::unix::fs::symlink(d.join("objs"), d.join("objs/again")).unwrap();
+        std::fs::write(d.join("objs/a.cfg"), "define host {\nhost_name a\n}\n").unwrap();
+        std::fs::write(d.join("shinken.cfg"), "cfg_dir=objs\n").unwrap();
+        let mut diag = Diagnostics::new();
+        let tree = read_tree(&d, &mut diag).unwrap();
+        assert_eq!(tree.objects.len(), 1);
+        assert!(diag.has_errors());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn binary_included_file_is_an_error() {
+        let d = tmpdir("bin");
+        std::fs::write(d.join("shinken.cfg"), "cfg_file=b.cfg\n").unwrap();
+        std::fs::write(d.join("b.cfg"), b"\x7fELF\x00\x01").unwrap();
+        let mut diag = Diagnostics::new();
+        let tree = read_tree(&d, &mut diag).unwrap();
+        let e = diag.reports(Severity::Error, &tree.sources);
+        assert!(e[0].file.ends_with("b.cfg") && e[0].message.contains("binary"), "{e:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,231 @@
+//! Objects as the language sees them: a type, a location, and attributes as text.
+//!
+//! Values stay text (as written, after inheritance) because that is what every later stage and
+//! the JSON output need, and typed reads are cheap (`schema::parse_int`...). Keys and values are
+//! `Arc<str>` so that inheriting an attribute or cloning a service per host copies a pointer,
+//! not a string: a 100k-service tree is mostly inherited attributes.
+
+use crate::diag::Diagnostics;
+use crate::reader::RawObject;
+use crate::schema::{self, Kind};
+use crate::source::Loc;
+use std::sync::Arc;
+
+pub type Text = Arc<str>;
+
+/// One attribute: the key, its value as text (lists comma-joined), and where it was written
+/// (for an inherited attribute, the template line it comes from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub key: Text,
+    pub value: Text,
+    pub loc: Loc,
+}
+
+/// A `define` block after the reader, with its keys normalised.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub kind: Kind,
+    pub loc: Loc,
+    /// `register 0` makes a template, never an object in its own right.
+    pub register: bool,
+    /// The template name (`name`), by which others `use` it.
+    pub template_name: Option<Text>,
+    /// Parents in priority order (`use a,b`: a first).
+    pub uses: Vec<Text>,
+    /// Own attributes, then inherited ones after inheritance. Keys are unique, except the date
+    /// ranges of a timeperiod, which may repeat a first word (`day 1 ...`, `day 15 ...`).
+    pub attrs: Vec<Attr>,
+}
+
+impl Object {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.attrs.iter().find(|a| &*a.key == key).map(|a| &*a.value)
+    }
+
+    pub fn attr(&self, key: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|a| &*a.key == key)
+    }
+
+    /// A list attribute split on commas, trimmed, empty items dropped.
+    pub fn list(&self, key: &str) -> Vec<&str> {
+        self.get(key).map(split_list).unwrap_or_default()
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<Text>, loc: Loc) {
+        let value = value.into();
+        match self.attrs.iter_mut().find(|a| &*a.key == key) {
+            Some(a) => {
+                a.value = value;
+                a.loc = loc;
+            }
+            None => self.attrs.push(Attr {
+                key: key.into(),
+                value,
+                loc,
+            }),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.attrs.retain(|a| &*a.key != key);
+    }
+
+    /// The object's name as its type defines it (`host_name` for a host...).
+    pub fn name(&self) -> Option<&str> {
+        self.kind.name_key().and_then(|k| self.get(k))
+    }
+
+    /// How messages name this object: `host 'web1'`, `service 'web1/HTTP'`, `host template 'generic'`.
+    pub fn describe(&self) -> String {
+        let kw = self.kind.keyword();
+        if !self.register {
+            if let Some(n) = &self.template_name {
+                return format!("{kw} template '{n}'");
+            }
+        }
+        let name = match self.kind {
+            Kind::Service => match (
+                self.get("host_name").or(self.get("hostgroup_name")),
+                self.get("service_description"),
+            ) {
+                (Some(h), Some(s)) => Some(format!("{h}/{s}")),
+                (None, Some(s)) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => self.name().map(str::to_string),
+        };
+        match (name, &self.template_name) {
+            (Some(n), _) => format!("{kw} '{n}'"),
+            (None, Some(t)) => format!("{kw} '{t}'"),
+            (None, None) => format!("{kw} definition"),
+        }
+    }
+
+    /// Builds an object from a raw block: old key names mapped, custom variables upper-cased,
+    /// repeated keys merged the way Shinken merges them (a list concatenates, a scalar keeps the
+    /// last value, a custom variable keeps the first). `kind` is the block's known type.
+    pub fn from_raw(kind: Kind, raw: RawObject, diag: &mut Diagnostics) -> Object {
+        let mut obj = Object {
+            kind,
+            loc: raw.loc,
+            register: true,
+            template_name: None,
+            uses: Vec::new(),
+            attrs: Vec::with_capacity(raw.attrs.len()),
+        };
+        let mut register_loc = None;
+        for a in raw.attrs {
+            let key: &str = schema::canonical_key(&a.key);
+            match key {
+                "name" => obj.template_name = Some(a.value.into()),
+                "use" => obj.uses.extend(split_list(&a.value).into_iter().map(Text::from)),
+                "register" => {
+                    register_loc = Some(a.loc);
+                    match schema::parse_bool(&a.value) {
+                        Some(r) => obj.register = r,
+                        None => diag.error(a.loc, obj.describe(), format!("register: '{}' is not a boolean", a.value)),
+                    }
+                }
+                _ if kind == Kind::TimePeriod && !matches!(key, "timeperiod_name" | "alias" | "exclude") && !key.starts_with('_') => {
+                    // A date range: its first word is not a unique key.
+                    obj.attrs.push(Attr {
+                        key: key.into(),
+                        value: a.value.into(),
+                        loc: a.loc,
+                    });
+                }
+                _ => {
+                    let key: Text = if key.starts_with('_') {
+                        key.to_ascii_uppercase().into()
+                    } else {
+                        key.into()
+                    };
+                    match obj.attrs.iter_mut().find(|x| x.key == key) {
+                        None => obj.attrs.push(Attr {
+                            key,
+                            value: a.value.into(),
+                            loc: a.loc,
+                        }),
+                        Some(_) if key.starts_with('_') => {}
+                        Some(x) if schema::is_list(kind, &key) && !a.value.is_empty() => {
+                            x.value = if x.value.is_empty() {
+                                a.value.into()
+                            } else {
+                                format!("{},{}", x.value, a.value).into()
+                            };
+                            x.loc = a.loc;
+                        }
+                        Some(x) => {
+                            x.value = a.value.into();
+                            x.loc = a.loc;
+                        }
+                    }
+                }
+            }
+        }
+        if !obj.register && obj.template_name.is_none() {
+            diag.error(
+                register_loc.unwrap_or(obj.loc),
+                obj.describe(),
+                "a template (register 0) without a `name` cannot be used by anything",
+            );
+        }
+        obj
+    }
+}
+
+/// Splits a comma list: items trimmed, empty ones dropped.
+pub fn split_list(text: &str) -> Vec<&str> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader;
+
+    fn one(text: &str) -> (Object, Diagnostics) {
+        let mut d = Diagnostics::new();
+        let mut p = reader::parse(text, 0, &mut d);
+        let raw = p.objects.remove(0);
+        let kind = Kind::from_keyword(&raw.kind).unwrap();
+        (Object::from_raw(kind, raw, &mut d), d)
+    }
+
+    #[test]
+    fn repeated_keys_merge_as_shinken() {
+        let (o, d) = one(
+            "define host {\nhost_name a\nalias x\nalias y\nhostgroups g1\nhostgroups g2,g3\n_mac 1\n_MAC 2\nnormal_check_interval 5\n}\n",
+        );
+        assert!(!d.has_errors());
+        assert_eq!(o.get("alias"), Some("y"));
+        assert_eq!(o.list("hostgroups"), ["g1", "g2", "g3"]);
+        assert_eq!(o.get("_MAC"), Some("1"));
+        assert_eq!(o.get("check_interval"), Some("5"));
+        assert_eq!(o.describe(), "host 'a'");
+    }
+
+    #[test]
+    fn template_bookkeeping() {
+        let (o, d) = one("define service {\nname generic\nuse a, b\nregister 0\n}\n");
+        assert!(!d.has_errors());
+        assert!(!o.register);
+        assert_eq!(o.uses, vec![Text::from("a"), Text::from("b")]);
+        assert_eq!(o.describe(), "service template 'generic'");
+    }
+
+    #[test]
+    fn nameless_template_and_bad_register() {
+        let (_, d) = one("define host {\nregister 0\n}\n");
+        assert!(d.has_errors());
+        let (_, d) = one("define host {\nhost_name a\nregister maybe\n}\n");
+        assert!(d.problems()[0].message.contains("not a boolean"));
+    }
+
+    #[test]
+    fn timeperiod_ranges_may_repeat_their_first_word() {
+        let (o, _) = one("define timeperiod {\ntimeperiod_name t\nday 1 00:00-01:00\nday 15 00:00-01:00\n}\n");
+        assert_eq!(o.attrs.len(), 3);
+    }
+}

@@ -1,0 +1,107 @@
+//! What `check-config` prints: counts in `nagios4 -v`'s words, problems, and the JSON form.
+
+use crate::diag::{Report, Severity};
+use crate::load::Config;
+use crate::object::{Object, split_list};
+use crate::schema::{self, Kind};
+use serde_json::{Map, Value, json};
+
+/// Types in the order printed, with the words `nagios4 -v` uses, then Shinken's.
+pub const COUNTED: [(Kind, &str); 21] = [
+    (Kind::Host, "hosts"),
+    (Kind::Service, "services"),
+    (Kind::HostGroup, "host groups"),
+    (Kind::ServiceGroup, "service groups"),
+    (Kind::Contact, "contacts"),
+    (Kind::ContactGroup, "contact groups"),
+    (Kind::Command, "commands"),
+    (Kind::TimePeriod, "time periods"),
+    (Kind::HostEscalation, "host escalations"),
+    (Kind::ServiceEscalation, "service escalations"),
+    (Kind::HostDependency, "host dependencies"),
+    (Kind::ServiceDependency, "service dependencies"),
+    (Kind::NotificationWay, "notification ways"),
+    (Kind::Realm, "realms"),
+    (Kind::Module, "modules"),
+    (Kind::Arbiter, "arbiters"),
+    (Kind::Scheduler, "schedulers"),
+    (Kind::Poller, "pollers"),
+    (Kind::Reactionner, "reactionners"),
+    (Kind::Broker, "brokers"),
+    (Kind::Receiver, "receivers"),
+];
+
+/// The text report: `Checked N <type>.` lines, then warnings, then errors.
+pub fn text(cfg: &Config) -> String {
+    let mut out = String::new();
+    for (kind, words) in COUNTED {
+        out.push_str(&format!("Checked {} {words}.\n", cfg.count(kind)));
+    }
+    let warnings = cfg.diag.reports(Severity::Warning, &cfg.sources);
+    let errors = cfg.diag.reports(Severity::Error, &cfg.sources);
+    for w in &warnings {
+        out.push_str(&format!("Warning: {w}\n"));
+    }
+    for e in &errors {
+        out.push_str(&format!("Error: {e}\n"));
+    }
+    out.push_str(&format!("\nTotal Warnings: {}\nTotal Errors:   {}\n", warnings.len(), errors.len()));
+    if errors.is_empty() {
+        out.push_str("Things look okay - No serious problems were detected during the pre-flight check\n");
+    } else {
+        out.push_str("Configuration is incorrect, sorry, I bail out\n");
+    }
+    out
+}
+
+/// One object's resolved attributes: lists as arrays, everything else as written.
+pub fn object_json(cfg: &Config, o: &Object) -> Value {
+    let mut m = Map::new();
+    for a in &o.attrs {
+        let v = if schema::is_list(o.kind, &a.key) {
+            Value::Array(split_list(&a.value).into_iter().map(|s| Value::String(s.to_string())).collect())
+        } else {
+            Value::String(a.value.to_string())
+        };
+        m.insert(a.key.to_string(), v);
+    }
+    if !o.uses.is_empty() {
+        m.insert(
+            "use".into(),
+            Value::Array(o.uses.iter().map(|u| Value::String(u.to_string())).collect()),
+        );
+    }
+    if o.loc.file < cfg.sources.len() as u32 && o.loc.line > 0 {
+        m.insert("imported_from".into(), Value::String(cfg.location(o.loc)));
+    }
+    Value::Object(m)
+}
+
+/// The `--format json` document.
+pub fn json(cfg: &Config) -> Value {
+    let mut objects = Map::new();
+    for kind in Kind::ALL {
+        if kind.is_daemon() || matches!(kind, Kind::Realm | Kind::Module) {
+            continue;
+        }
+        objects.insert(
+            kind.plural().into(),
+            Value::Array(cfg.objects(kind).iter().map(|o| object_json(cfg, o)).collect()),
+        );
+    }
+    for role in crate::daemons::Role::ALL {
+        objects.insert(
+            role.kind().plural().into(),
+            serde_json::to_value(cfg.topology.by_role(role).collect::<Vec<_>>()).unwrap_or(Value::Null),
+        );
+    }
+    objects.insert("realms".into(), serde_json::to_value(&cfg.topology.realms).unwrap_or(Value::Null));
+    objects.insert("modules".into(), serde_json::to_value(&cfg.topology.modules).unwrap_or(Value::Null));
+    let reports = |s: Severity| -> Vec<Report> { cfg.diag.reports(s, &cfg.sources) };
+    json!({
+        "objects": objects,
+        "main": cfg.main.params,
+        "warnings": reports(Severity::Warning),
+        "errors": reports(Severity::Error),
+    })
+}

@@ -299,7 +299,7 @@ pub fn build(
         }
         if defs.is_empty() && role != Role::Receiver {
             let name = format!("Default-{}{}", role.name()[..1].to_uppercase(), &role.name()[1..]);
-            let o = Object {
+            let mut o = Object {
                 kind: role.kind(),
                 loc: Loc::default(),
                 register: true,
@@ -307,8 +307,8 @@ pub fn build(
                 uses: Vec::new(),
                 attrs: Vec::new(),
             };
+            o.set(role.kind().name_key().unwrap_or("name"), name.as_str(), Loc::default());
             if let Some(mut d) = daemon(role, &o, &default_realm, sources, diag) {
-                d.name = name;
                 d.imported_from = String::new();
                 if role == Role::Broker {
                     d.manage_arbiters = true;

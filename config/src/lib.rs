@@ -14,6 +14,7 @@
 //! - [`load`]: the pipeline, and [`output`]: what `check-config` prints;
 //! - [`macros`]: building the command line of a check, notification or event handler.
 
+pub mod commandline;
 pub mod daemons;
 pub mod diag;
 pub mod expand;

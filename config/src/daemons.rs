@@ -10,11 +10,12 @@
 //! - No daemon of a role (but the receiver): Shinken's `Default-<Role>` on localhost is created.
 
 use crate::diag::Diagnostics;
+use crate::fasthash::{FastMap, FastSet};
 use crate::object::{Object, split_list};
 use crate::schema::{self, Kind};
 use crate::source::{Loc, SourceMap};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 /// One daemon as the arbiter and the daemon itself need it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -176,7 +177,7 @@ pub fn build(
     let mut topo = Topology::default();
 
     // Modules.
-    let mut module_names = HashSet::new();
+    let mut module_names = FastSet::default();
     for m in module_objs {
         let Some(name) = m.name().map(str::to_string) else {
             diag.error(m.loc, m.describe(), "module_name property is missing");
@@ -191,7 +192,6 @@ pub fn build(
             topo.modules.retain(|x| x.name != name);
         }
         let params = m
-            .attrs
             .iter()
             .filter(|a| !matches!(&*a.key, "module_name" | "module_type"))
             .map(|a| (a.key.to_string(), a.value.to_string()))
@@ -251,7 +251,7 @@ pub fn build(
             "no realm is the default one (set `default 1` on one realm)",
         );
     }
-    let realm_names: HashSet<String> = topo.realms.iter().map(|r| r.name.clone()).collect();
+    let realm_names: FastSet<String> = topo.realms.iter().map(|r| r.name.clone()).collect();
     for r in &realm_objs {
         for m in r.list("realm_members") {
             if !realm_names.contains(m) {
@@ -265,7 +265,7 @@ pub fn build(
     for role in Role::ALL {
         let objs = daemon_objs.get(&role.kind()).cloned().unwrap_or_default();
         let mut defs: Vec<DaemonDef> = Vec::new();
-        let mut first_seen: HashMap<String, usize> = HashMap::new();
+        let mut first_seen: FastMap<String, usize> = FastMap::default();
         for o in &objs {
             let Some(mut d) = daemon(role, o, &default_realm, sources, diag) else {
                 continue;
@@ -299,14 +299,7 @@ pub fn build(
         }
         if defs.is_empty() && role != Role::Receiver {
             let name = format!("Default-{}{}", role.name()[..1].to_uppercase(), &role.name()[1..]);
-            let mut o = Object {
-                kind: role.kind(),
-                loc: Loc::default(),
-                register: true,
-                template_name: None,
-                uses: Vec::new(),
-                attrs: Vec::new(),
-            };
+            let mut o = Object::new(role.kind(), Loc::default());
             o.set(role.kind().name_key().unwrap_or("name"), name.as_str(), Loc::default());
             if let Some(mut d) = daemon(role, &o, &default_realm, sources, diag) {
                 d.imported_from = String::new();
@@ -353,14 +346,14 @@ fn unique_name(base: &str, defs: &[DaemonDef], d: &DaemonDef) -> String {
 
 /// Every realm's upper realms, then the pre-flight checks on realms.
 fn check_realms(topo: &Topology, host_realms: &[(String, Loc, String)], diag: &mut Diagnostics) {
-    let mut upper: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut upper: FastMap<&str, Vec<&str>> = FastMap::default();
     for r in &topo.realms {
         for m in &r.members {
             upper.entry(m.as_str()).or_default().push(r.name.as_str());
         }
     }
-    let ancestors = |realm: &str| -> HashSet<String> {
-        let mut seen = HashSet::new();
+    let ancestors = |realm: &str| -> FastSet<String> {
+        let mut seen = FastSet::default();
         let mut todo = vec![realm.to_string()];
         while let Some(r) = todo.pop() {
             if seen.insert(r.clone()) {
@@ -382,7 +375,7 @@ fn check_realms(topo: &Topology, host_realms: &[(String, Loc, String)], diag: &m
         }
     }
     let default_realm = topo.default_realm().unwrap_or("Default");
-    let mut reported = HashSet::new();
+    let mut reported = FastSet::default();
     for (host, loc, realm) in host_realms {
         let realm = if realm.is_empty() { default_realm } else { realm.as_str() };
         if !topo.realms.iter().any(|r| r.name == realm) {

@@ -10,25 +10,25 @@
 
 use crate::diag::Diagnostics;
 use crate::expr::{self, HostSet};
+use crate::fasthash::{FastMap, FastSet};
 use crate::groups::loc_of;
 use crate::object::{Object, Text, split_list};
 use crate::schema::Kind;
-use std::collections::{HashMap, HashSet};
 
 /// Everything expansion needs to know about hosts.
 pub struct HostIndex<'a> {
     pub hosts: &'a [Object],
-    pub by_name: HashMap<&'a str, usize>,
-    pub groups: HashMap<&'a str, HostSet>,
+    pub by_name: FastMap<&'a str, usize>,
+    pub groups: FastMap<&'a str, HostSet>,
     /// For each host template name, the hosts that use it directly or through their chain.
-    pub by_template: HashMap<&'a str, HostSet>,
+    pub by_template: FastMap<&'a str, HostSet>,
 }
 
 impl<'a> HostIndex<'a> {
     pub fn new(hosts: &'a [Object], hostgroups: &'a [Object], host_templates: &'a [Object]) -> Self {
         let n = hosts.len();
-        let by_name: HashMap<&str, usize> = hosts.iter().enumerate().filter_map(|(i, h)| h.name().map(|nm| (nm, i))).collect();
-        let mut groups = HashMap::new();
+        let by_name: FastMap<&str, usize> = hosts.iter().enumerate().filter_map(|(i, h)| h.name().map(|nm| (nm, i))).collect();
+        let mut groups = FastMap::default();
         for g in hostgroups {
             if let Some(name) = g.name() {
                 let mut set = HostSet::empty(n);
@@ -41,13 +41,13 @@ impl<'a> HostIndex<'a> {
             }
         }
         // Template ancestry: template name -> its parents.
-        let parents: HashMap<&str, &[Text]> = host_templates
+        let parents: FastMap<&str, &[Text]> = host_templates
             .iter()
             .filter_map(|t| Some((&**t.template_name.as_ref()?, t.uses.as_slice())))
             .collect();
-        let mut by_template: HashMap<&str, HostSet> = HashMap::new();
+        let mut by_template: FastMap<&str, HostSet> = FastMap::default();
         for (i, h) in hosts.iter().enumerate() {
-            let mut seen: HashSet<&str> = HashSet::new();
+            let mut seen: FastSet<&str> = FastSet::default();
             let mut todo: Vec<&str> = h.uses.iter().map(|u| &**u).collect();
             while let Some(t) = todo.pop() {
                 if seen.len() > 256 || !seen.insert(t) {
@@ -82,7 +82,7 @@ pub fn services(defs: Vec<Object>, service_templates: &[Object], idx: &HostIndex
     let n = idx.len();
     let mut out: Vec<Object> = Vec::with_capacity(defs.len());
     // (host, description) -> position in `out`, for duplicates.
-    let mut seen: HashMap<(usize, Text), usize> = HashMap::with_capacity(defs.len());
+    let mut seen: FastMap<(usize, Text), usize> = crate::fasthash::map_with_capacity(defs.len());
 
     let mut emit = |svc: Object, host: usize, out: &mut Vec<Object>, diag: &mut Diagnostics| {
         let svc = match svc.get("duplicate_foreach") {
@@ -180,15 +180,20 @@ fn select_hosts(def: &Object, idx: &HostIndex, diag: &mut Diagnostics) -> HostSe
 /// A copy of a service definition for one host.
 fn instantiate(def: &Object, host: &Object) -> Object {
     let mut svc = def.clone();
-    svc.remove("hostgroup_name");
-    let hname: Text = host.name().unwrap_or_default().into();
+    if def.attrs.iter().any(|a| &*a.key == "hostgroup_name")
+        || def.base.as_ref().is_some_and(|b| b.iter().any(|a| &*a.key == "hostgroup_name"))
+    {
+        svc.remove("hostgroup_name");
+    }
+    // Share the host's name rather than copying it.
+    let hname: Text = host.attr("host_name").map(|a| a.value.clone()).unwrap_or_else(|| "".into());
     let loc = loc_of(def, "host_name");
     svc.set("host_name", hname, loc);
     svc
 }
 
-fn push_unique(svc: Object, host: usize, out: &mut Vec<Object>, seen: &mut HashMap<(usize, Text), usize>, diag: &mut Diagnostics) {
-    let Some(desc) = svc.get("service_description").map(Text::from) else {
+fn push_unique(svc: Object, host: usize, out: &mut Vec<Object>, seen: &mut FastMap<(usize, Text), usize>, diag: &mut Diagnostics) {
+    let Some(desc) = svc.attr("service_description").map(|a| a.value.clone()) else {
         diag.error(svc.loc, svc.describe(), "service_description property is missing");
         return;
     };
@@ -216,7 +221,7 @@ fn push_unique(svc: Object, host: usize, out: &mut Vec<Object>, seen: &mut HashM
 fn duplicate_foreach(svc: &Object, var: &str, host: &Object, diag: &mut Diagnostics) -> Vec<Object> {
     let var = var.to_ascii_uppercase();
     let Some(value) = host.get(&var) else { return Vec::new() };
-    let skip: HashSet<String> = host
+    let skip: FastSet<String> = host
         .get(&format!("_!{}", var.trim_start_matches('_')))
         .map(|s| split_list(s).into_iter().map(str::to_string).collect())
         .unwrap_or_default();
@@ -247,6 +252,7 @@ fn duplicate_foreach(svc: &Object, var: &str, host: &Object, diag: &mut Diagnost
             entry.values
         };
         let mut clone = svc.clone();
+        clone.materialize();
         clone.remove("duplicate_foreach");
         clone.remove("default_value");
         let safe_key = sanitize_key(&entry.key);
@@ -468,7 +474,7 @@ pub fn expand_links(
     objs: Vec<Object>,
     kind: Kind,
     idx: &HostIndex,
-    services: &HashSet<(String, String)>,
+    services: &FastSet<(String, String)>,
     diag: &mut Diagnostics,
 ) -> Vec<Object> {
     let mut out = Vec::with_capacity(objs.len());
@@ -565,7 +571,7 @@ pub fn expand_links(
     out
 }
 
-fn check_service(o: &Object, host: &str, desc: &str, services: &HashSet<(String, String)>, diag: &mut Diagnostics) {
+fn check_service(o: &Object, host: &str, desc: &str, services: &FastSet<(String, String)>, diag: &mut Diagnostics) {
     if !services.contains(&(host.to_string(), desc.to_string())) {
         diag.error(o.loc, o.describe(), format!("the service '{host}/{desc}' is unknown"));
     }

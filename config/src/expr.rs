@@ -7,7 +7,7 @@
 //! hosts, parentheses, `*` every host. Hosts are indices into the caller's host list, and results
 //! keep the caller's host order so that expansion is deterministic.
 
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
 
 /// A set of hosts as a bitmap over host indices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl HostSet {
 }
 
 /// Evaluates a `host_name` list. Unknown names are returned in `unknown`.
-pub fn host_list(list: &[&str], hosts: &HashMap<&str, usize>, n: usize, base: HostSet, unknown: &mut Vec<String>) -> HostSet {
+pub fn host_list(list: &[&str], hosts: &FastMap<&str, usize>, n: usize, base: HostSet, unknown: &mut Vec<String>) -> HostSet {
     let mut set = base;
     for item in list {
         if *item == "*" {
@@ -105,7 +105,7 @@ pub fn host_list(list: &[&str], hosts: &HashMap<&str, usize>, n: usize, base: Ho
 }
 
 /// Evaluates a `hostgroup_name` value against the groups' member sets.
-pub fn hostgroup_expr(text: &str, groups: &HashMap<&str, HostSet>, n: usize, unknown: &mut Vec<String>) -> Result<HostSet, String> {
+pub fn hostgroup_expr(text: &str, groups: &FastMap<&str, HostSet>, n: usize, unknown: &mut Vec<String>) -> Result<HostSet, String> {
     if !text.contains(['(', ')', '&', '|', '!', '*']) {
         let mut set = HostSet::empty(n);
         for g in crate::object::split_list(text) {
@@ -188,7 +188,7 @@ fn tokenize(text: &str) -> Vec<Tok> {
 struct Parser<'a> {
     tokens: &'a [Tok],
     pos: usize,
-    groups: &'a HashMap<&'a str, HostSet>,
+    groups: &'a FastMap<&'a str, HostSet>,
     n: usize,
     unknown: &'a mut Vec<String>,
 }
@@ -259,8 +259,8 @@ impl Parser<'_> {
 mod tests {
     use super::*;
 
-    fn setup() -> (HashMap<&'static str, usize>, HashMap<&'static str, HostSet>) {
-        let hosts: HashMap<_, _> = [("a", 0), ("b", 1), ("c", 2), ("d", 3)].into_iter().collect();
+    fn setup() -> (FastMap<&'static str, usize>, FastMap<&'static str, HostSet>) {
+        let hosts: FastMap<_, _> = [("a", 0), ("b", 1), ("c", 2), ("d", 3)].into_iter().collect();
         let mut web = HostSet::empty(4);
         web.insert(0);
         web.insert(1);

@@ -8,20 +8,20 @@
 //! list names every group.
 
 use crate::diag::Diagnostics;
+use crate::fasthash::{FastMap, FastSet};
 use crate::object::{Object, split_list};
 use crate::source::Loc;
-use std::collections::{HashMap, HashSet};
 
 /// Resolves membership between `members` objects (hosts, contacts) and `groups`.
 /// `member_key` is the member's own list (`hostgroups`), `nested_key` the group's group list
 /// (`hostgroup_members`). Unknown names are errors, located where they are written.
 pub fn resolve_simple(members: &mut [Object], groups: &mut [Object], member_key: &str, nested_key: &str, diag: &mut Diagnostics) {
-    let member_index: HashMap<String, usize> = members
+    let member_index: FastMap<String, usize> = members
         .iter()
         .enumerate()
         .filter_map(|(i, o)| o.name().map(|n| (n.to_string(), i)))
         .collect();
-    let group_index: HashMap<String, usize> = groups
+    let group_index: FastMap<String, usize> = groups
         .iter()
         .enumerate()
         .filter_map(|(i, o)| o.name().map(|n| (n.to_string(), i)))
@@ -61,14 +61,14 @@ pub fn resolve_simple(members: &mut [Object], groups: &mut [Object], member_key:
     // Nested groups: a group's full set includes its sub-groups' full sets.
     let mut full: Vec<Option<Vec<usize>>> = vec![None; groups.len()];
     for gi in 0..groups.len() {
-        let mut visiting = HashSet::new();
+        let mut visiting = FastSet::default();
         expand_nested(gi, groups, &group_index, nested_key, &direct, &mut full, &mut visiting, diag);
     }
 
     let mut groups_of: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
     for (gi, set) in full.iter().enumerate() {
         let set = set.as_deref().unwrap_or(&[]);
-        let mut seen = HashSet::new();
+        let mut seen = FastSet::default();
         let names: Vec<&str> = set.iter().filter(|&&m| seen.insert(m)).filter_map(|&m| members[m].name()).collect();
         for &m in set {
             if !groups_of[m].contains(&gi) {
@@ -94,11 +94,11 @@ pub fn resolve_simple(members: &mut [Object], groups: &mut [Object], member_key:
 fn expand_nested(
     gi: usize,
     groups: &[Object],
-    index: &HashMap<String, usize>,
+    index: &FastMap<String, usize>,
     nested_key: &str,
     direct: &[Vec<usize>],
     full: &mut Vec<Option<Vec<usize>>>,
-    visiting: &mut HashSet<usize>,
+    visiting: &mut FastSet<usize>,
     diag: &mut Diagnostics,
 ) -> Vec<usize> {
     if let Some(done) = &full[gi] {
@@ -131,7 +131,7 @@ fn expand_nested(
         }
     }
     visiting.remove(&gi);
-    let mut seen = HashSet::new();
+    let mut seen = FastSet::default();
     set.retain(|m| seen.insert(*m));
     full[gi] = Some(set.clone());
     set
@@ -139,12 +139,15 @@ fn expand_nested(
 
 /// Service groups: members are `host,service` pairs; services name groups in `servicegroups`.
 pub fn resolve_servicegroups(services: &mut [Object], groups: &mut [Object], diag: &mut Diagnostics) {
-    let svc_index: HashMap<(String, String), usize> = services
+    if groups.is_empty() && !services.iter().any(|s| s.get("servicegroups").is_some()) {
+        return;
+    }
+    let svc_index: FastMap<(String, String), usize> = services
         .iter()
         .enumerate()
         .filter_map(|(i, s)| Some(((s.get("host_name")?.to_string(), s.get("service_description")?.to_string()), i)))
         .collect();
-    let group_index: HashMap<String, usize> = groups
+    let group_index: FastMap<String, usize> = groups
         .iter()
         .enumerate()
         .filter_map(|(i, o)| o.name().map(|n| (n.to_string(), i)))
@@ -186,7 +189,7 @@ pub fn resolve_servicegroups(services: &mut [Object], groups: &mut [Object], dia
     }
     let mut full: Vec<Option<Vec<usize>>> = vec![None; groups.len()];
     for gi in 0..groups.len() {
-        let mut visiting = HashSet::new();
+        let mut visiting = FastSet::default();
         expand_nested(
             gi,
             groups,
@@ -241,7 +244,7 @@ fn loc_or(o: &Object, key: &str, default: Loc) -> Loc {
 }
 
 /// Names in a list attribute that are not in `known`.
-pub fn unknown_names<'a>(o: &'a Object, key: &str, known: &HashSet<&str>) -> Vec<&'a str> {
+pub fn unknown_names<'a>(o: &'a Object, key: &str, known: &FastSet<&str>) -> Vec<&'a str> {
     o.get(key)
         .map(split_list)
         .unwrap_or_default()

@@ -13,8 +13,9 @@
 //! among `register 0` objects; the difference can only make more trees load).
 
 use crate::diag::Diagnostics;
-use crate::object::{Attr, Object};
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
+use crate::object::{Attr, NULL, Object, Text};
+use std::sync::Arc;
 
 pub const MAX_DEPTH: usize = 32;
 
@@ -26,14 +27,14 @@ enum State {
 }
 
 /// Resolves inheritance for every object of one type. Returns every object, templates included
-/// (callers tell them apart by `register`), with resolved attributes, in definition order.
-/// Services need the resolved templates: a service template on host templates is instantiated
-/// per host.
-pub fn resolve(objects: Vec<Object>, diag: &mut Diagnostics) -> Vec<Object> {
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
+/// (callers tell them apart by `register`), in definition order: own attributes in `attrs` (with
+/// `+` additions completed), inherited ones in the shared `base`. Services need the resolved
+/// templates: a service template on host templates is instantiated per host.
+pub fn resolve(mut objects: Vec<Object>, diag: &mut Diagnostics) -> Vec<Object> {
+    let mut by_name: FastMap<Text, usize> = FastMap::default();
     for (i, o) in objects.iter().enumerate() {
         if let Some(n) = &o.template_name {
-            if let Some(prev) = by_name.insert(n, i) {
+            if let Some(prev) = by_name.insert(n.clone(), i) {
                 let p = &objects[prev];
                 diag.warn(
                     o.loc,
@@ -46,125 +47,177 @@ pub fn resolve(objects: Vec<Object>, diag: &mut Diagnostics) -> Vec<Object> {
             }
         }
     }
-    let by_name: HashMap<String, usize> = by_name.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
 
     let mut resolver = Resolver {
         objects: &objects,
         by_name: &by_name,
         state: vec![State::Todo; objects.len()],
-        memo: vec![None; objects.len()],
+        full: vec![None; objects.len()],
+        bases: FastMap::default(),
         diag,
     };
-    let mut resolved_attrs: Vec<Option<Vec<Attr>>> = Vec::with_capacity(objects.len());
+    let mut bases = Vec::with_capacity(objects.len());
     for i in 0..objects.len() {
-        let mut chain = Vec::new();
-        resolved_attrs.push(Some(resolver.resolve(i, &mut chain)));
+        if objects[i].uses.is_empty() {
+            bases.push(None);
+            continue;
+        }
+        let mut chain = vec![i];
+        resolver.state[i] = State::InProgress;
+        bases.push(resolver.base(i, &mut chain));
+        resolver.state[i] = State::Done;
     }
     drop(resolver);
 
-    objects
-        .into_iter()
-        .zip(resolved_attrs)
-        .filter_map(|(mut o, attrs)| {
-            let attrs = attrs?;
-            o.attrs = attrs
-                .into_iter()
-                .filter(|a| &*a.value != "null")
-                .map(|mut a| {
-                    if let Some(rest) = a.value.strip_prefix('+') {
-                        a.value = rest.into();
+    for (o, base) in objects.iter_mut().zip(bases) {
+        if let Some((merged, base)) = base {
+            // A `+` value of the object's own adds to what the parents give.
+            for a in o.attrs.iter_mut() {
+                if let Some(addition) = a.value.strip_prefix('+') {
+                    if let Some(p) = merged.iter().find(|p| p.key == a.key) {
+                        a.value = add(&p.value, addition);
                     }
-                    a
-                })
-                .collect();
-            Some(o)
-        })
-        .collect()
+                }
+            }
+            o.base = base;
+        }
+        for a in o.attrs.iter_mut() {
+            if let Some(rest) = a.value.strip_prefix('+') {
+                a.value = rest.into();
+            }
+        }
+    }
+    objects
 }
+
+/// `+` completion: the inherited value, then the addition.
+fn add(inherited: &str, addition: &str) -> Text {
+    let inherited = inherited.strip_prefix('+').unwrap_or(inherited);
+    if inherited.is_empty() || inherited == NULL {
+        format!("+{addition}").into()
+    } else if addition.is_empty() {
+        inherited.into()
+    } else {
+        format!("{inherited},{addition}").into()
+    }
+}
+
+/// Parents' merged attributes (markers kept) and the object's shared base.
+type Base = (Arc<Vec<Attr>>, Option<Arc<Vec<Attr>>>);
 
 struct Resolver<'a, 'd> {
     objects: &'a [Object],
-    by_name: &'a HashMap<String, usize>,
+    by_name: &'a FastMap<Text, usize>,
     state: Vec<State>,
-    /// Resolved attributes of templates, computed once however many objects use them.
-    memo: Vec<Option<Vec<Attr>>>,
+    /// Every attribute of an object used as a template, after its own inheritance, with `+`
+    /// markers and `null` kept so that its children complete or hide them. Computed once.
+    full: Vec<Option<Arc<Vec<Attr>>>>,
+    /// The base of each distinct `use` list: most objects share a handful.
+    bases: FastMap<Vec<Text>, Base>,
     diag: &'d mut Diagnostics,
 }
 
 impl Resolver<'_, '_> {
-    /// The attributes of object `i` after inheritance, `+` markers kept. `chain` holds the
-    /// objects being resolved above this one, for loop messages.
-    fn resolve(&mut self, i: usize, chain: &mut Vec<usize>) -> Vec<Attr> {
-        if let Some(done) = &self.memo[i] {
+    /// The base of object `i`: its parents merged, first listed first.
+    fn base(&mut self, i: usize, chain: &mut Vec<usize>) -> Option<Base> {
+        let obj = &self.objects[i];
+        let mut parents = Vec::with_capacity(obj.uses.len());
+        for name in &obj.uses {
+            match self.by_name.get(name) {
+                Some(&p) if p == i || self.state[p] == State::InProgress => {
+                    let names: Vec<String> = chain
+                        .iter()
+                        .chain(std::iter::once(&p))
+                        .map(|&c| self.objects[c].describe())
+                        .collect();
+                    self.diag
+                        .error(obj.loc, obj.describe(), format!("template loop: {}", names.join(" -> ")));
+                }
+                Some(&p) => parents.push(p),
+                None => self
+                    .diag
+                    .warn(obj.loc, obj.describe(), format!("uses an unknown template '{name}'")),
+            }
+        }
+        if parents.is_empty() {
+            return None;
+        }
+        if chain.len() > MAX_DEPTH {
+            self.diag.error(
+                obj.loc,
+                obj.describe(),
+                format!("template chain deeper than {MAX_DEPTH} levels; its templates are not inherited"),
+            );
+            return None;
+        }
+        let key: Vec<Text> = parents.iter().filter_map(|&p| self.objects[p].template_name.clone()).collect();
+        // Only a chain free of in-progress members can be shared (the rest is a loop, reported).
+        if let Some(b) = self.bases.get(&key) {
+            return Some(b.clone());
+        }
+        let mut merged: Vec<Attr> = Vec::new();
+        for p in parents {
+            let full = self.full(p, chain);
+            merge(&mut merged, &full);
+        }
+        let base: Vec<Attr> = merged
+            .iter()
+            .filter(|a| &*a.value != NULL)
+            .map(|a| match a.value.strip_prefix('+') {
+                Some(rest) => Attr {
+                    key: a.key.clone(),
+                    value: rest.into(),
+                    loc: a.loc,
+                },
+                None => a.clone(),
+            })
+            .collect();
+        let result = (Arc::new(merged), (!base.is_empty()).then(|| Arc::new(base)));
+        self.bases.insert(key, result.clone());
+        Some(result)
+    }
+
+    /// Every attribute of template `i` after inheritance, markers kept.
+    fn full(&mut self, i: usize, chain: &mut Vec<usize>) -> Arc<Vec<Attr>> {
+        if let Some(done) = &self.full[i] {
             return done.clone();
         }
-        let obj = &self.objects[i];
-        let mut attrs = obj.attrs.clone();
-        if obj.uses.is_empty() {
-            return attrs;
+        let own = self.objects[i].attrs.clone();
+        if self.objects[i].uses.is_empty() {
+            let own = Arc::new(own);
+            self.full[i] = Some(own.clone());
+            return own;
         }
         self.state[i] = State::InProgress;
         chain.push(i);
-        for parent in &obj.uses {
-            let Some(&p) = self.by_name.get(&**parent) else {
-                self.diag
-                    .warn(obj.loc, obj.describe(), format!("uses an unknown template '{parent}'"));
-                continue;
-            };
-            if self.state[p] == State::InProgress {
-                let names: Vec<String> = chain
-                    .iter()
-                    .chain(std::iter::once(&p))
-                    .map(|&c| self.objects[c].describe())
-                    .collect();
-                self.diag
-                    .error(obj.loc, obj.describe(), format!("template loop: {}", names.join(" -> ")));
-                continue;
+        let mut attrs = own;
+        if let Some((merged, _)) = self.base(i, chain) {
+            for a in attrs.iter_mut() {
+                if let Some(addition) = a.value.strip_prefix('+') {
+                    if let Some(p) = merged.iter().find(|p| p.key == a.key) {
+                        a.value = add(&p.value, addition);
+                    }
+                }
             }
-            if chain.len() >= MAX_DEPTH {
-                self.diag.error(
-                    obj.loc,
-                    obj.describe(),
-                    format!("template chain deeper than {MAX_DEPTH} levels; '{parent}' not inherited"),
-                );
-                continue;
+            for p in merged.iter() {
+                if !attrs.iter().any(|a| a.key == p.key) {
+                    attrs.push(p.clone());
+                }
             }
-            let inherited = self.resolve(p, chain);
-            merge(&mut attrs, &inherited);
         }
         chain.pop();
         self.state[i] = State::Done;
-        if !obj.register || self.is_used(i) {
-            self.memo[i] = Some(attrs.clone());
-        }
+        let attrs = Arc::new(attrs);
+        self.full[i] = Some(attrs.clone());
         attrs
-    }
-
-    fn is_used(&self, i: usize) -> bool {
-        self.objects[i]
-            .template_name
-            .as_ref()
-            .is_some_and(|n| self.by_name.get(&**n) == Some(&i))
     }
 }
 
-/// Adds to `own` what `parent` has that `own` does not, and completes `own`'s `+` values.
-fn merge(own: &mut Vec<Attr>, parent: &[Attr]) {
+/// Adds to `merged` the attributes of a later parent that earlier ones do not have.
+fn merge(merged: &mut Vec<Attr>, parent: &[Attr]) {
     for pa in parent {
-        match own.iter_mut().find(|a| a.key == pa.key) {
-            Some(a) => {
-                if let Some(addition) = a.value.strip_prefix('+') {
-                    // The parent's value is the base; it keeps its own marker if it has no base yet.
-                    a.value = if pa.value.is_empty() || &*pa.value == "+" {
-                        a.value.clone()
-                    } else if addition.is_empty() {
-                        pa.value.clone()
-                    } else {
-                        format!("{},{}", pa.value, addition).into()
-                    };
-                }
-            }
-            None => own.push(pa.clone()),
+        if !merged.iter().any(|a| a.key == pa.key) {
+            merged.push(pa.clone());
         }
     }
 }
@@ -235,8 +288,10 @@ mod tests {
             "define host {\nname a\nuse b\nregister 0\n}\ndefine host {\nname b\nuse a\nregister 0\n}\ndefine host {\nhost_name h\nuse a\n}\n",
         );
         let e: Vec<_> = d.problems().iter().filter(|p| p.severity == Severity::Error).collect();
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].message.contains("template loop"));
+        // Each template of the loop is reported once, at its own definition.
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e.iter().all(|p| p.message.contains("template loop")));
+        assert_eq!(e.iter().map(|p| p.loc.unwrap().line).collect::<Vec<_>>(), [6, 1]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod daemons;
 pub mod diag;
 pub mod expand;
 pub mod expr;
+pub mod fasthash;
 pub mod groups;
 pub mod inherit;
 pub mod load;

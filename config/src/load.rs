@@ -9,16 +9,18 @@
 use crate::daemons::{self, Topology};
 use crate::diag::{Diagnostics, Severity};
 use crate::expand::{self, HostIndex};
+use crate::fasthash::{FastMap, FastSet};
 use crate::groups::{self, loc_of};
 use crate::inherit;
 use crate::loader::{self, EntryError, RawTree};
 use crate::main_config::MainConfig;
-use crate::object::{Object, split_list};
+use crate::object::{Attr, Object, split_list};
 use crate::schema::{self, Kind, ValueType};
 use crate::source::{Loc, SourceMap};
 use crate::timeperiod::{self, TimePeriodDef, Timeperiods};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A loaded configuration. Check [`Config::has_errors`] before acting on it.
 #[derive(Debug)]
@@ -137,10 +139,23 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
         let idx = HostIndex::new(&hosts, &hostgroups, &host_templates);
         let mut services = expand::services(service_defs, &service_templates, &idx, &mut diag);
         inherit_from_hosts(&mut services, &idx);
-        let svc_keys: HashSet<(String, String)> = services
-            .iter()
-            .filter_map(|s| Some((s.get("host_name")?.to_string(), s.get("service_description")?.to_string())))
-            .collect();
+        // Only dependencies and escalations name services; index them only if there are any.
+        let has_links = [
+            Kind::HostDependency,
+            Kind::ServiceDependency,
+            Kind::HostEscalation,
+            Kind::ServiceEscalation,
+        ]
+        .iter()
+        .any(|k| objects.get(k).is_some_and(|v| !v.is_empty()));
+        let svc_keys: FastSet<(String, String)> = if has_links {
+            services
+                .iter()
+                .filter_map(|s| Some((s.get("host_name")?.to_string(), s.get("service_description")?.to_string())))
+                .collect()
+        } else {
+            FastSet::default()
+        };
         let mut links = BTreeMap::new();
         for kind in [
             Kind::HostDependency,
@@ -204,7 +219,7 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
 /// Two objects with one name: the lower `definition_order` wins, else the last defined, with a
 /// warning (Shinken 2.4).
 fn dedup_named(objs: &mut Vec<Object>, sources: &SourceMap, diag: &mut Diagnostics) {
-    let mut keep: HashMap<String, usize> = HashMap::with_capacity(objs.len());
+    let mut keep: FastMap<String, usize> = crate::fasthash::map_with_capacity(objs.len());
     let mut drop = vec![false; objs.len()];
     for i in 0..objs.len() {
         let Some(name) = objs[i].name().map(str::to_string) else { continue };
@@ -242,14 +257,7 @@ fn dedup_named(objs: &mut Vec<Object>, sources: &SourceMap, diag: &mut Diagnosti
 }
 
 fn synthetic(kind: Kind, loc: Loc, attrs: &[(&str, &str)]) -> Object {
-    let mut o = Object {
-        kind,
-        loc,
-        register: true,
-        template_name: None,
-        uses: Vec::new(),
-        attrs: Vec::new(),
-    };
+    let mut o = Object::new(kind, loc);
     for (k, v) in attrs {
         o.set(k, *v, loc);
     }
@@ -304,14 +312,14 @@ fn add_implicit_objects(objects: &mut BTreeMap<Kind, Vec<Object>>, _sources: &So
     objects.entry(Kind::NotificationWay).or_default().extend(new_ways);
 
     // Contact groups named by contacts but never defined.
-    let defined: HashSet<String> = objects
+    let defined: FastSet<String> = objects
         .get(&Kind::ContactGroup)
         .into_iter()
         .flatten()
         .filter_map(|g| g.name().map(str::to_string))
         .collect();
     let mut created: Vec<Object> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = FastSet::default();
     for c in objects.get(&Kind::Contact).into_iter().flatten() {
         for g in c.list("contactgroups") {
             if !defined.contains(g) && seen.insert(g.to_string()) {
@@ -367,14 +375,14 @@ fn inherit_from_hosts(services: &mut [Object], idx: &HostIndex) {
         if s.get("contacts").is_none() && s.get("contact_groups").is_none() {
             for k in ["contacts", "contact_groups"] {
                 if let Some(a) = host.attr(k) {
-                    s.attrs.push(a.clone());
+                    s.push(a.clone());
                 }
             }
         }
         for k in FROM_HOST {
             if s.get(k).is_none() {
                 if let Some(a) = host.attr(k) {
-                    s.attrs.push(a.clone());
+                    s.push(a.clone());
                 }
             }
         }
@@ -386,7 +394,7 @@ fn build_timeperiods(objs: &[Object], diag: &mut Diagnostics) -> Timeperiods {
     for tp in objs {
         let Some(name) = tp.name() else { continue };
         let mut ranges = Vec::new();
-        for a in &tp.attrs {
+        for a in tp.iter() {
             if matches!(&*a.key, "timeperiod_name" | "alias" | "exclude") || a.key.starts_with('_') {
                 continue;
             }
@@ -477,18 +485,32 @@ enum Ref {
     Escalations,
 }
 
-fn names_of(objects: &BTreeMap<Kind, Vec<Object>>, kind: Kind) -> HashSet<&str> {
+fn names_of(objects: &BTreeMap<Kind, Vec<Object>>, kind: Kind) -> FastSet<&str> {
     objects.get(&kind).into_iter().flatten().filter_map(Object::name).collect()
 }
 
+/// What validation needs to know of one key of one object type; looked up once per distinct key.
+#[derive(Clone, Copy)]
+struct KeyInfo {
+    known: bool,
+    value_type: ValueType,
+    reference: Option<Ref>,
+}
+
 fn validate(objects: &BTreeMap<Kind, Vec<Object>>, main: &MainConfig, diag: &mut Diagnostics) {
-    let commands = names_of(objects, Kind::Command);
-    let periods = names_of(objects, Kind::TimePeriod);
-    let contacts = names_of(objects, Kind::Contact);
-    let contactgroups = names_of(objects, Kind::ContactGroup);
-    let hosts = names_of(objects, Kind::Host);
-    let ways = names_of(objects, Kind::NotificationWay);
-    let escalations = names_of(objects, Kind::Escalation);
+    let names = Names {
+        commands: names_of(objects, Kind::Command),
+        periods: names_of(objects, Kind::TimePeriod),
+        contacts: names_of(objects, Kind::Contact),
+        contactgroups: names_of(objects, Kind::ContactGroup),
+        hosts: names_of(objects, Kind::Host),
+        ways: names_of(objects, Kind::NotificationWay),
+        escalations: names_of(objects, Kind::Escalation),
+    };
+    // Keys are shared `Arc<str>`s (interned per file), so their address identifies them.
+    let mut key_info: FastMap<(usize, Kind), KeyInfo> = FastMap::default();
+    // Inherited attributes are shared between objects: each shared set is checked once.
+    let mut bases_seen: FastSet<usize> = FastSet::default();
 
     for (&kind, objs) in objects {
         if kind.is_daemon() || matches!(kind, Kind::Realm | Kind::Module) {
@@ -502,66 +524,17 @@ fn validate(objects: &BTreeMap<Kind, Vec<Object>>, main: &MainConfig, diag: &mut
                     diag.error(o.loc, o.describe(), format!("{key} property is missing"));
                 }
             }
-            for a in &o.attrs {
-                if kind != Kind::TimePeriod && !schema::is_known(kind, &a.key) {
-                    diag.warn(
-                        a.loc,
-                        o.describe(),
-                        format!("unknown property '{}' for a {} (kept, unused)", a.key, kind.keyword()),
-                    );
+            let base = o.base.as_ref().filter(|b| bases_seen.insert(Arc::as_ptr(b) as *const () as usize));
+            for a in o.attrs.iter().chain(base.into_iter().flat_map(|b| b.iter())) {
+                if &*a.value == crate::object::NULL {
                     continue;
                 }
-                match schema::value_type(&a.key) {
-                    ValueType::Number
-                        if !a.value.is_empty() && schema::parse_int(&a.value).is_none() && a.value.parse::<f64>().is_err() =>
-                    {
-                        diag.error(a.loc, o.describe(), format!("{}: '{}' is not a number", a.key, a.value));
-                    }
-                    ValueType::Bool if !a.value.is_empty() && schema::parse_bool(&a.value).is_none() => {
-                        diag.error(a.loc, o.describe(), format!("{}: '{}' is not a boolean (0/1)", a.key, a.value));
-                    }
-                    _ => {}
-                }
-            }
-            for (key, what) in refs {
-                let Some(a) = o.attr(key) else { continue };
-                let bad: Vec<String> = match what {
-                    Ref::Command => {
-                        let (name, _) = crate::macros::split_command_call(&a.value);
-                        if name.is_empty() || commands.contains(name.as_str()) {
-                            vec![]
-                        } else {
-                            vec![name]
-                        }
-                    }
-                    Ref::Commands => split_list(&a.value)
-                        .into_iter()
-                        .map(|c| crate::macros::split_command_call(c).0)
-                        .filter(|c| !commands.contains(c.as_str()))
-                        .collect(),
-                    Ref::Period => (!a.value.is_empty() && !periods.contains(&*a.value))
-                        .then(|| a.value.to_string())
-                        .into_iter()
-                        .collect(),
-                    Ref::Periods => missing(&a.value, &periods),
-                    Ref::Contacts => missing(&a.value, &contacts),
-                    Ref::ContactGroups => missing(&a.value, &contactgroups),
-                    Ref::Hosts => missing(&a.value, &hosts),
-                    Ref::NotificationWays => missing(&a.value, &ways),
-                    Ref::Escalations => missing(&a.value, &escalations),
-                };
-                for name in bad {
-                    let what_name = match what {
-                        Ref::Command | Ref::Commands => "command",
-                        Ref::Period | Ref::Periods => "timeperiod",
-                        Ref::Contacts => "contact",
-                        Ref::ContactGroups => "contact group",
-                        Ref::Hosts => "host",
-                        Ref::NotificationWays => "notification way",
-                        Ref::Escalations => "escalation",
-                    };
-                    diag.error(a.loc, o.describe(), format!("{key}: the {what_name} '{name}' is not defined"));
-                }
+                let info = *key_info.entry((a.key.as_ptr() as usize, kind)).or_insert_with(|| KeyInfo {
+                    known: kind == Kind::TimePeriod || schema::is_known(kind, &a.key),
+                    value_type: schema::value_type(&a.key),
+                    reference: refs.iter().find(|(k, _)| *k == &*a.key).map(|(_, r)| *r),
+                });
+                check_attr(o, a, info, &names, diag);
             }
         }
     }
@@ -572,7 +545,7 @@ fn validate(objects: &BTreeMap<Kind, Vec<Object>>, main: &MainConfig, diag: &mut
     ] {
         if let Some(v) = value {
             let (name, _) = crate::macros::split_command_call(v);
-            if !commands.contains(name.as_str()) {
+            if !names.commands.contains(name.as_str()) {
                 diag.error(None, "", format!("{key}: the command '{name}' is not defined"));
             }
         }
@@ -580,7 +553,77 @@ fn validate(objects: &BTreeMap<Kind, Vec<Object>>, main: &MainConfig, diag: &mut
     check_parent_loops(objects.get(&Kind::Host).map(Vec::as_slice).unwrap_or(&[]), diag);
 }
 
-fn missing(list: &str, known: &HashSet<&str>) -> Vec<String> {
+/// The names every reference is checked against.
+struct Names<'a> {
+    commands: FastSet<&'a str>,
+    periods: FastSet<&'a str>,
+    contacts: FastSet<&'a str>,
+    contactgroups: FastSet<&'a str>,
+    hosts: FastSet<&'a str>,
+    ways: FastSet<&'a str>,
+    escalations: FastSet<&'a str>,
+}
+
+/// One attribute: a known key, a value of the right type, names that exist.
+fn check_attr(o: &Object, a: &Attr, info: KeyInfo, names: &Names, diag: &mut Diagnostics) {
+    if !info.known {
+        diag.warn(
+            a.loc,
+            o.describe(),
+            format!("unknown property '{}' for a {} (kept, unused)", a.key, o.kind.keyword()),
+        );
+        return;
+    }
+    match info.value_type {
+        ValueType::Number if !a.value.is_empty() && schema::parse_int(&a.value).is_none() => {
+            diag.error(a.loc, o.describe(), format!("{}: '{}' is not a number", a.key, a.value));
+        }
+        ValueType::Bool if !a.value.is_empty() && schema::parse_bool(&a.value).is_none() => {
+            diag.error(a.loc, o.describe(), format!("{}: '{}' is not a boolean (0/1)", a.key, a.value));
+        }
+        _ => {}
+    }
+    let Some(what) = info.reference else { return };
+    let bad: Vec<String> = match what {
+        Ref::Command => {
+            let (name, _) = crate::macros::split_command_call(&a.value);
+            if name.is_empty() || names.commands.contains(name.as_str()) {
+                vec![]
+            } else {
+                vec![name]
+            }
+        }
+        Ref::Commands => split_list(&a.value)
+            .into_iter()
+            .map(|c| crate::macros::split_command_call(c).0)
+            .filter(|c| !names.commands.contains(c.as_str()))
+            .collect(),
+        Ref::Period => (!a.value.is_empty() && !names.periods.contains(&*a.value))
+            .then(|| a.value.to_string())
+            .into_iter()
+            .collect(),
+        Ref::Periods => missing(&a.value, &names.periods),
+        Ref::Contacts => missing(&a.value, &names.contacts),
+        Ref::ContactGroups => missing(&a.value, &names.contactgroups),
+        Ref::Hosts => missing(&a.value, &names.hosts),
+        Ref::NotificationWays => missing(&a.value, &names.ways),
+        Ref::Escalations => missing(&a.value, &names.escalations),
+    };
+    for name in bad {
+        let what_name = match what {
+            Ref::Command | Ref::Commands => "command",
+            Ref::Period | Ref::Periods => "timeperiod",
+            Ref::Contacts => "contact",
+            Ref::ContactGroups => "contact group",
+            Ref::Hosts => "host",
+            Ref::NotificationWays => "notification way",
+            Ref::Escalations => "escalation",
+        };
+        diag.error(a.loc, o.describe(), format!("{}: the {what_name} '{name}' is not defined", a.key));
+    }
+}
+
+fn missing(list: &str, known: &FastSet<&str>) -> Vec<String> {
     split_list(list)
         .into_iter()
         .filter(|n| !known.contains(n))
@@ -590,7 +633,7 @@ fn missing(list: &str, known: &HashSet<&str>) -> Vec<String> {
 
 /// A host may not be its own ancestor through `parents`.
 fn check_parent_loops(hosts: &[Object], diag: &mut Diagnostics) {
-    let idx: HashMap<&str, usize> = hosts.iter().enumerate().filter_map(|(i, h)| h.name().map(|n| (n, i))).collect();
+    let idx: FastMap<&str, usize> = hosts.iter().enumerate().filter_map(|(i, h)| h.name().map(|n| (n, i))).collect();
     // 0 unvisited, 1 in progress, 2 done.
     let mut state = vec![0u8; hosts.len()];
     for start in 0..hosts.len() {

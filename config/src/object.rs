@@ -23,6 +23,11 @@ pub struct Attr {
 }
 
 /// A `define` block after the reader, with its keys normalised.
+///
+/// After inheritance an object holds its own attributes in `attrs` and what it inherits in
+/// `base`: the resolved attributes of its parents, shared by every object with the same `use`
+/// list. Reads go through [`Object::get`] and [`Object::iter`], which see both, own first. A
+/// value `null` (written, or left by [`Object::remove`]) hides the inherited one.
 #[derive(Debug, Clone)]
 pub struct Object {
     pub kind: Kind,
@@ -33,18 +38,52 @@ pub struct Object {
     pub template_name: Option<Text>,
     /// Parents in priority order (`use a,b`: a first).
     pub uses: Vec<Text>,
-    /// Own attributes, then inherited ones after inheritance. Keys are unique, except the date
-    /// ranges of a timeperiod, which may repeat a first word (`day 1 ...`, `day 15 ...`).
+    /// Own attributes. Keys are unique, except the date ranges of a timeperiod, which may
+    /// repeat a first word (`day 1 ...`, `day 15 ...`).
     pub attrs: Vec<Attr>,
+    /// Inherited attributes (no `null`, no `+` markers), shared between objects.
+    pub base: Option<Arc<Vec<Attr>>>,
 }
 
+/// The value that removes an attribute.
+pub const NULL: &str = "null";
+
 impl Object {
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.attrs.iter().find(|a| &*a.key == key).map(|a| &*a.value)
+    /// A new object with no attributes.
+    pub fn new(kind: Kind, loc: Loc) -> Self {
+        Object {
+            kind,
+            loc,
+            register: true,
+            template_name: None,
+            uses: Vec::new(),
+            attrs: Vec::new(),
+            base: None,
+        }
     }
 
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.attr(key).map(|a| &*a.value)
+    }
+
+    /// The attribute in force for `key`: own, else inherited; `None` if absent or `null`.
     pub fn attr(&self, key: &str) -> Option<&Attr> {
-        self.attrs.iter().find(|a| &*a.key == key)
+        let found = match self.attrs.iter().find(|a| &*a.key == key) {
+            Some(a) => a,
+            None => self.base.as_ref()?.iter().find(|a| &*a.key == key)?,
+        };
+        (&*found.value != NULL).then_some(found)
+    }
+
+    /// Every attribute in force: own ones in order, then inherited ones not overridden.
+    pub fn iter(&self) -> impl Iterator<Item = &Attr> {
+        let own = self.attrs.iter().filter(|a| &*a.value != NULL);
+        let inherited = self
+            .base
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(move |b| !self.attrs.iter().any(|a| a.key == b.key));
+        own.chain(inherited)
     }
 
     /// A list attribute split on commas, trimmed, empty items dropped.
@@ -52,6 +91,7 @@ impl Object {
         self.get(key).map(split_list).unwrap_or_default()
     }
 
+    /// Sets an own attribute (overriding an inherited one).
     pub fn set(&mut self, key: &str, value: impl Into<Text>, loc: Loc) {
         let value = value.into();
         match self.attrs.iter_mut().find(|a| &*a.key == key) {
@@ -67,8 +107,38 @@ impl Object {
         }
     }
 
+    /// Adds an own attribute already built (its key shared), when the key is not set.
+    pub fn push(&mut self, attr: Attr) {
+        if !self.attrs.iter().any(|a| a.key == attr.key) {
+            self.attrs.push(attr);
+        }
+    }
+
+    /// Removes an attribute, inherited or own.
     pub fn remove(&mut self, key: &str) {
-        self.attrs.retain(|a| &*a.key != key);
+        let inherited = self.base.as_ref().is_some_and(|b| b.iter().any(|a| &*a.key == key));
+        match self.attrs.iter_mut().find(|a| &*a.key == key) {
+            Some(a) if inherited => a.value = NULL.into(),
+            Some(_) => self.attrs.retain(|a| &*a.key != key),
+            None if inherited => self.attrs.push(Attr {
+                key: key.into(),
+                value: NULL.into(),
+                loc: self.loc,
+            }),
+            None => {}
+        }
+    }
+
+    /// Copies the inherited attributes into the object's own, so that they can be changed in
+    /// place (used by the rare expansions that rewrite values, such as `duplicate_foreach`).
+    pub fn materialize(&mut self) {
+        if let Some(base) = self.base.take() {
+            for b in base.iter() {
+                if !self.attrs.iter().any(|a| a.key == b.key) {
+                    self.attrs.push(b.clone());
+                }
+            }
+        }
     }
 
     /// The object's name as its type defines it (`host_name` for a host...).
@@ -106,19 +176,21 @@ impl Object {
     /// repeated keys merged the way Shinken merges them (a list concatenates, a scalar keeps the
     /// last value, a custom variable keeps the first). `kind` is the block's known type.
     pub fn from_raw(kind: Kind, raw: RawObject, diag: &mut Diagnostics) -> Object {
-        let mut obj = Object {
-            kind,
-            loc: raw.loc,
-            register: true,
-            template_name: None,
-            uses: Vec::new(),
-            attrs: Vec::with_capacity(raw.attrs.len()),
-        };
+        let mut obj = Object::new(kind, raw.loc);
+        obj.attrs.reserve(raw.attrs.len());
         let mut register_loc = None;
         for a in raw.attrs {
-            let key: &str = schema::canonical_key(&a.key);
-            match key {
-                "name" => obj.template_name = Some(a.value.into()),
+            let canonical = schema::canonical_key(&a.key);
+            // Keys arrive interned from the reader; only a renamed or custom key needs a new one.
+            let key: Text = if canonical.starts_with('_') && canonical.bytes().any(|b| b.is_ascii_lowercase()) {
+                canonical.to_ascii_uppercase().into()
+            } else if canonical.len() != a.key.len() {
+                canonical.into()
+            } else {
+                a.key
+            };
+            match &*key {
+                "name" => obj.template_name = Some(a.value),
                 "use" => obj.uses.extend(split_list(&a.value).into_iter().map(Text::from)),
                 "register" => {
                     register_loc = Some(a.loc);
@@ -127,41 +199,34 @@ impl Object {
                         None => diag.error(a.loc, obj.describe(), format!("register: '{}' is not a boolean", a.value)),
                     }
                 }
-                _ if kind == Kind::TimePeriod && !matches!(key, "timeperiod_name" | "alias" | "exclude") && !key.starts_with('_') => {
+                k if kind == Kind::TimePeriod && !matches!(k, "timeperiod_name" | "alias" | "exclude") && !k.starts_with('_') => {
                     // A date range: its first word is not a unique key.
                     obj.attrs.push(Attr {
-                        key: key.into(),
-                        value: a.value.into(),
+                        key,
+                        value: a.value,
                         loc: a.loc,
                     });
                 }
-                _ => {
-                    let key: Text = if key.starts_with('_') {
-                        key.to_ascii_uppercase().into()
-                    } else {
-                        key.into()
-                    };
-                    match obj.attrs.iter_mut().find(|x| x.key == key) {
-                        None => obj.attrs.push(Attr {
-                            key,
-                            value: a.value.into(),
-                            loc: a.loc,
-                        }),
-                        Some(_) if key.starts_with('_') => {}
-                        Some(x) if schema::is_list(kind, &key) && !a.value.is_empty() => {
-                            x.value = if x.value.is_empty() {
-                                a.value.into()
-                            } else {
-                                format!("{},{}", x.value, a.value).into()
-                            };
-                            x.loc = a.loc;
-                        }
-                        Some(x) => {
-                            x.value = a.value.into();
-                            x.loc = a.loc;
-                        }
+                _ => match obj.attrs.iter_mut().find(|x| x.key == key) {
+                    None => obj.attrs.push(Attr {
+                        key,
+                        value: a.value,
+                        loc: a.loc,
+                    }),
+                    Some(_) if key.starts_with('_') => {}
+                    Some(x) if schema::is_list(kind, &key) && !a.value.is_empty() => {
+                        x.value = if x.value.is_empty() {
+                            a.value
+                        } else {
+                            format!("{},{}", x.value, a.value).into()
+                        };
+                        x.loc = a.loc;
                     }
-                }
+                    Some(x) => {
+                        x.value = a.value;
+                        x.loc = a.loc;
+                    }
+                },
             }
         }
         if !obj.register && obj.template_name.is_none() {

@@ -57,7 +57,14 @@ pub fn text(cfg: &Config) -> String {
 /// One object's resolved attributes: lists as arrays, everything else as written.
 pub fn object_json(cfg: &Config, o: &Object) -> Value {
     let mut m = Map::new();
-    for a in &o.attrs {
+    for a in o.iter() {
+        if o.kind == Kind::TimePeriod && is_date_range(&a.key) {
+            // A date range is keyed by its whole date (`day 1 - 15`), as Nagios prints it: its
+            // first word alone is not unique.
+            let (date, times) = split_date_range(&a.key, &a.value);
+            m.insert(date, Value::String(times));
+            continue;
+        }
         let v = if schema::is_list(o.kind, &a.key) {
             Value::Array(split_list(&a.value).into_iter().map(|s| Value::String(s.to_string())).collect())
         } else {
@@ -75,6 +82,25 @@ pub fn object_json(cfg: &Config, o: &Object) -> Value {
         m.insert("imported_from".into(), Value::String(cfg.location(o.loc)));
     }
     Value::Object(m)
+}
+
+fn is_date_range(key: &str) -> bool {
+    !matches!(key, "timeperiod_name" | "alias" | "exclude" | "imported_from") && !key.starts_with('_')
+}
+
+/// `day` + `1 - 15   00:00-12:00` -> (`day 1 - 15`, `00:00-12:00`): the times start at the
+/// first `H:MM`.
+pub fn split_date_range(key: &str, value: &str) -> (String, String) {
+    let b = value.as_bytes();
+    let times_at = (0..b.len())
+        .find(|&i| {
+            (i == 0 || !b[i - 1].is_ascii_digit())
+                && b[i].is_ascii_digit()
+                && (b.get(i + 1) == Some(&b':') || (b.get(i + 1).is_some_and(u8::is_ascii_digit) && b.get(i + 2) == Some(&b':')))
+        })
+        .unwrap_or(b.len());
+    let date: Vec<&str> = std::iter::once(key).chain(value[..times_at].split_whitespace()).collect();
+    (date.join(" "), value[times_at..].trim().to_string())
 }
 
 /// The `--format json` document.
@@ -104,4 +130,29 @@ pub fn json(cfg: &Config) -> Value {
         "warnings": reports(Severity::Warning),
         "errors": reports(Severity::Error),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_date_range;
+
+    #[test]
+    fn date_ranges_split_at_their_times() {
+        assert_eq!(
+            split_date_range("day", "1 - 15      00:00-12:00"),
+            ("day 1 - 15".into(), "00:00-12:00".into())
+        );
+        assert_eq!(
+            split_date_range("monday", "09:00-17:00,18:00-20:00"),
+            ("monday".into(), "09:00-17:00,18:00-20:00".into())
+        );
+        assert_eq!(
+            split_date_range("2014-01-01", "- 2014-02-01 / 3\t0:00-24:00"),
+            ("2014-01-01 - 2014-02-01 / 3".into(), "0:00-24:00".into())
+        );
+        assert_eq!(
+            split_date_range("monday", "1 january - tuesday 2 february 08:00-09:00").0,
+            "monday 1 january - tuesday 2 february"
+        );
+    }
 }

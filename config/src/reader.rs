@@ -9,7 +9,12 @@
 //! - inside a block, `key value` splits at the first run of whitespace; outside, `key=value`.
 
 use crate::diag::Diagnostics;
+use crate::fasthash::FastMap;
 use crate::source::{FileId, Loc};
+use std::sync::Arc;
+
+/// Shared immutable text: keys and values are cloned by pointer from here on.
+pub type Text = Arc<str>;
 
 /// Longest line we accept. Longer lines are reported and skipped: nothing legitimate is that
 /// long, and it bounds what one line can cost later stages.
@@ -18,8 +23,8 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// One `key value` line of a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawAttr {
-    pub key: Box<str>,
-    pub value: Box<str>,
+    pub key: Text,
+    pub value: Text,
     pub loc: Loc,
 }
 
@@ -58,6 +63,8 @@ pub fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
 /// Parses one file's text. Problems go to `diag`, located in `file`.
 pub fn parse(text: &str, file: FileId, diag: &mut Diagnostics) -> Parsed {
     let mut out = Parsed::default();
+    // A tree has a few dozen distinct keys and hundreds of thousands of attributes: share them.
+    let mut keys: FastMap<Box<str>, Text> = FastMap::default();
     let mut current: Option<RawObject> = None;
     // `define host` seen, `{` not yet.
     let mut awaiting_brace: Option<RawObject> = None;
@@ -120,7 +127,7 @@ pub fn parse(text: &str, file: FileId, diag: &mut Diagnostics) -> Parsed {
                     current = Some(obj);
                     let body = body.trim();
                     if !body.is_empty() {
-                        handle_block_line(body, loc, &mut current, &mut out, diag);
+                        handle_block_line(body, loc, &mut current, &mut out, &mut keys, diag);
                     }
                 }
                 None if after.is_empty() => awaiting_brace = Some(obj),
@@ -133,7 +140,7 @@ pub fn parse(text: &str, file: FileId, diag: &mut Diagnostics) -> Parsed {
         }
 
         if current.is_some() {
-            handle_block_line(text, loc, &mut current, &mut out, diag);
+            handle_block_line(text, loc, &mut current, &mut out, &mut keys, diag);
         } else if text == "}" {
             diag.error(loc, "", "`}` without a matching `define`");
         } else {
@@ -163,7 +170,14 @@ pub fn parse(text: &str, file: FileId, diag: &mut Diagnostics) -> Parsed {
 }
 
 /// A line inside a block: an attribute, possibly followed by the closing `}`.
-fn handle_block_line(text: &str, loc: Loc, current: &mut Option<RawObject>, out: &mut Parsed, diag: &mut Diagnostics) {
+fn handle_block_line(
+    text: &str,
+    loc: Loc,
+    current: &mut Option<RawObject>,
+    out: &mut Parsed,
+    keys: &mut FastMap<Box<str>, Text>,
+    diag: &mut Diagnostics,
+) {
     let (body, closes) = match text.strip_suffix('}') {
         Some(body) => (body.trim_end(), true),
         None => (text, false),
@@ -178,8 +192,16 @@ fn handle_block_line(text: &str, loc: Loc, current: &mut Option<RawObject>, out:
                     format!("`{key}` looks like a main-file parameter inside a block; read as a key without value"),
                 );
             }
+            let key = match keys.get(key) {
+                Some(k) => k.clone(),
+                None => {
+                    let k: Text = key.into();
+                    keys.insert(key.into(), k.clone());
+                    k
+                }
+            };
             obj.attrs.push(RawAttr {
-                key: key.into(),
+                key,
                 value: value.into(),
                 loc,
             });

@@ -49,7 +49,11 @@ pub fn run(args: &[String]) -> ExitCode {
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = stdout.write_all(rendered.as_bytes());
     let _ = stdout.flush();
-    if cfg.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    let code = if cfg.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    // The process ends here: freeing a large tree object by object would only cost time
+    // (a third of the run at 100k services).
+    std::mem::forget(cfg);
+    code
 }
 
 fn usage(msg: &str) -> ExitCode {

@@ -356,10 +356,10 @@ fn check_realms(topo: &Topology, host_realms: &[(String, Loc, String)], diag: &m
         let mut seen = FastSet::default();
         let mut todo = vec![realm.to_string()];
         while let Some(r) = todo.pop() {
-            if seen.insert(r.clone()) {
-                if let Some(ups) = upper.get(r.as_str()) {
-                    todo.extend(ups.iter().map(|s| s.to_string()));
-                }
+            if seen.insert(r.clone())
+                && let Some(ups) = upper.get(r.as_str())
+            {
+                todo.extend(ups.iter().map(|s| s.to_string()));
             }
         }
         seen

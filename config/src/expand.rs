@@ -98,6 +98,11 @@ pub fn services(defs: Vec<Object>, service_templates: &[Object], idx: &HostIndex
     };
 
     for def in defs {
+        // The common case, one plain host name: no set to build, no copy to make.
+        if let Some(h) = single_host(&def, idx) {
+            emit(def, h, &mut out, diag);
+            continue;
+        }
         let hosts = select_hosts(&def, idx, diag);
         if hosts.is_empty() {
             if def.get("host_name").is_none() && def.get("hostgroup_name").is_none() {
@@ -135,6 +140,19 @@ pub fn services(defs: Vec<Object>, service_templates: &[Object], idx: &HostIndex
     }
 
     apply_host_rules(out, idx, diag)
+}
+
+/// The host of a definition whose `host_name` is one known host and which has no
+/// `hostgroup_name`.
+fn single_host(def: &Object, idx: &HostIndex) -> Option<usize> {
+    if def.get("hostgroup_name").is_some() {
+        return None;
+    }
+    let name = def.get("host_name")?;
+    if name.contains([',', '*', '!']) {
+        return None;
+    }
+    idx.by_name.get(name.trim()).copied()
 }
 
 /// The hosts a registered service definition applies to.
@@ -370,19 +388,17 @@ fn split_outside_values(text: &str) -> Vec<&str> {
 
 /// `web[1-3]` -> web1, web2, web3; `disk[01-03]` keeps the padding. At most 10000 keys.
 fn expand_range(key: &str) -> Vec<String> {
-    if let (Some(open), Some(close)) = (key.find('['), key.rfind(']')) {
-        if open < close {
-            if let Some((a, b)) = key[open + 1..close].split_once('-') {
-                if let (Ok(lo), Ok(hi)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>()) {
-                    if lo <= hi && hi - lo < 10_000 {
-                        let width = a.trim().len();
-                        return (lo..=hi)
-                            .map(|i| format!("{}{:0width$}{}", &key[..open], i, &key[close + 1..]))
-                            .collect();
-                    }
-                }
-            }
-        }
+    if let (Some(open), Some(close)) = (key.find('['), key.rfind(']'))
+        && open < close
+        && let Some((a, b)) = key[open + 1..close].split_once('-')
+        && let (Ok(lo), Ok(hi)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>())
+        && lo <= hi
+        && hi - lo < 10_000
+    {
+        let width = a.trim().len();
+        return (lo..=hi)
+            .map(|i| format!("{}{:0width$}{}", &key[..open], i, &key[close + 1..]))
+            .collect();
     }
     vec![key.to_string()]
 }

@@ -59,15 +59,11 @@ pub fn resolve_simple(members: &mut [Object], groups: &mut [Object], member_key:
     }
 
     // Nested groups: a group's full set includes its sub-groups' full sets.
-    let mut full: Vec<Option<Vec<usize>>> = vec![None; groups.len()];
-    for gi in 0..groups.len() {
-        let mut visiting = FastSet::default();
-        expand_nested(gi, groups, &group_index, nested_key, &direct, &mut full, &mut visiting, diag);
-    }
+    let full = nested_sets(groups, &group_index, nested_key, &direct, diag);
 
     let mut groups_of: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
     for (gi, set) in full.iter().enumerate() {
-        let set = set.as_deref().unwrap_or(&[]);
+        let set = set.as_slice();
         let mut seen = FastSet::default();
         let names: Vec<&str> = set.iter().filter(|&&m| seen.insert(m)).filter_map(|&m| members[m].name()).collect();
         for &m in set {
@@ -90,51 +86,87 @@ pub fn resolve_simple(members: &mut [Object], groups: &mut [Object], member_key:
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn expand_nested(
-    gi: usize,
+/// Every group's members with its nested groups' members, computed without recursion (a
+/// user's group chain may be thousands deep). A group that includes itself, directly or not,
+/// is reported once and the loop is cut there.
+fn nested_sets(
     groups: &[Object],
     index: &FastMap<String, usize>,
     nested_key: &str,
     direct: &[Vec<usize>],
-    full: &mut Vec<Option<Vec<usize>>>,
-    visiting: &mut FastSet<usize>,
     diag: &mut Diagnostics,
-) -> Vec<usize> {
-    if let Some(done) = &full[gi] {
-        return done.clone();
-    }
-    if !visiting.insert(gi) {
-        let g = &groups[gi];
-        diag.error(
-            loc_of(g, nested_key),
-            g.describe(),
-            format!("{nested_key}: the group includes itself"),
-        );
-        return Vec::new();
-    }
-    let mut set = direct[gi].clone();
-    for sub in groups[gi].list(nested_key) {
-        match index.get(sub) {
-            Some(&si) => {
-                let s = expand_nested(si, groups, index, nested_key, direct, full, visiting, diag);
-                set.extend(s);
+) -> Vec<Vec<usize>> {
+    const TODO: u8 = 0;
+    const ACTIVE: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![TODO; groups.len()];
+    let mut full: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
+    // The sub-groups of each group, resolved once (unknown ones reported here).
+    let subs: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|g| {
+            g.list(nested_key)
+                .into_iter()
+                .filter_map(|sub| {
+                    let found = index.get(sub).copied();
+                    if found.is_none() {
+                        diag.error(
+                            loc_of(g, nested_key),
+                            g.describe(),
+                            format!("{nested_key}: group '{sub}' is not defined"),
+                        );
+                    }
+                    found
+                })
+                .collect()
+        })
+        .collect();
+    for root in 0..groups.len() {
+        if state[root] != TODO {
+            continue;
+        }
+        // (group, next sub-group to visit)
+        let mut stack = vec![(root, 0usize)];
+        state[root] = ACTIVE;
+        while let Some(top) = stack.last_mut() {
+            let (g, next) = *top;
+            if let Some(&sub) = subs[g].get(next) {
+                top.1 += 1;
+                match state[sub] {
+                    TODO => {
+                        state[sub] = ACTIVE;
+                        stack.push((sub, 0));
+                    }
+                    ACTIVE => {
+                        let grp = &groups[g];
+                        diag.error(
+                            loc_of(grp, nested_key),
+                            grp.describe(),
+                            format!(
+                                "{nested_key}: the group includes itself (through '{}')",
+                                groups[sub].name().unwrap_or("?")
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+                continue;
             }
-            None => {
-                let g = &groups[gi];
-                diag.error(
-                    loc_of(g, nested_key),
-                    g.describe(),
-                    format!("{nested_key}: group '{sub}' is not defined"),
-                );
+            // All sub-groups done: this group's set is its own members and theirs.
+            let mut set = direct[g].clone();
+            for &sub in &subs[g] {
+                if state[sub] == DONE {
+                    set.extend_from_slice(&full[sub]);
+                }
             }
+            let mut seen = FastSet::default();
+            set.retain(|m| seen.insert(*m));
+            full[g] = set;
+            state[g] = DONE;
+            stack.pop();
         }
     }
-    visiting.remove(&gi);
-    let mut seen = FastSet::default();
-    set.retain(|m| seen.insert(*m));
-    full[gi] = Some(set.clone());
-    set
+    full
 }
 
 /// Service groups: members are `host,service` pairs; services name groups in `servicegroups`.
@@ -187,23 +219,10 @@ pub fn resolve_servicegroups(services: &mut [Object], groups: &mut [Object], dia
             }
         }
     }
-    let mut full: Vec<Option<Vec<usize>>> = vec![None; groups.len()];
-    for gi in 0..groups.len() {
-        let mut visiting = FastSet::default();
-        expand_nested(
-            gi,
-            groups,
-            &group_index,
-            "servicegroup_members",
-            &direct,
-            &mut full,
-            &mut visiting,
-            diag,
-        );
-    }
+    let full = nested_sets(groups, &group_index, "servicegroup_members", &direct, diag);
     let mut groups_of: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
     for (gi, set) in full.iter().enumerate() {
-        let set = set.as_deref().unwrap_or(&[]);
+        let set = set.as_slice();
         let mut parts = Vec::with_capacity(set.len() * 2);
         for &m in set {
             parts.push(services[m].get("host_name").unwrap_or_default().to_string());

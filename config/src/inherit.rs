@@ -33,18 +33,18 @@ enum State {
 pub fn resolve(mut objects: Vec<Object>, diag: &mut Diagnostics) -> Vec<Object> {
     let mut by_name: FastMap<Text, usize> = FastMap::default();
     for (i, o) in objects.iter().enumerate() {
-        if let Some(n) = &o.template_name {
-            if let Some(prev) = by_name.insert(n.clone(), i) {
-                let p = &objects[prev];
-                diag.warn(
-                    o.loc,
-                    o.describe(),
-                    format!(
-                        "template '{n}' is defined twice (also at line {} of file #{}); using this one",
-                        p.loc.line, p.loc.file
-                    ),
-                );
-            }
+        if let Some(n) = &o.template_name
+            && let Some(prev) = by_name.insert(n.clone(), i)
+        {
+            let p = &objects[prev];
+            diag.warn(
+                o.loc,
+                o.describe(),
+                format!(
+                    "template '{n}' is defined twice (also at line {} of file #{}); using this one",
+                    p.loc.line, p.loc.file
+                ),
+            );
         }
     }
 
@@ -57,8 +57,8 @@ pub fn resolve(mut objects: Vec<Object>, diag: &mut Diagnostics) -> Vec<Object> 
         diag,
     };
     let mut bases = Vec::with_capacity(objects.len());
-    for i in 0..objects.len() {
-        if objects[i].uses.is_empty() {
+    for (i, o) in objects.iter().enumerate() {
+        if o.uses.is_empty() {
             bases.push(None);
             continue;
         }
@@ -73,10 +73,10 @@ pub fn resolve(mut objects: Vec<Object>, diag: &mut Diagnostics) -> Vec<Object> 
         if let Some((merged, base)) = base {
             // A `+` value of the object's own adds to what the parents give.
             for a in o.attrs.iter_mut() {
-                if let Some(addition) = a.value.strip_prefix('+') {
-                    if let Some(p) = merged.iter().find(|p| p.key == a.key) {
-                        a.value = add(&p.value, addition);
-                    }
+                if let Some(addition) = a.value.strip_prefix('+')
+                    && let Some(p) = merged.iter().find(|p| p.key == a.key)
+                {
+                    a.value = add(&p.value, addition);
                 }
             }
             o.base = base;
@@ -193,10 +193,10 @@ impl Resolver<'_, '_> {
         let mut attrs = own;
         if let Some((merged, _)) = self.base(i, chain) {
             for a in attrs.iter_mut() {
-                if let Some(addition) = a.value.strip_prefix('+') {
-                    if let Some(p) = merged.iter().find(|p| p.key == a.key) {
-                        a.value = add(&p.value, addition);
-                    }
+                if let Some(addition) = a.value.strip_prefix('+')
+                    && let Some(p) = merged.iter().find(|p| p.key == a.key)
+                {
+                    a.value = add(&p.value, addition);
                 }
             }
             for p in merged.iter() {

@@ -366,24 +366,55 @@ const FROM_HOST: [&str; 12] = [
 ];
 
 fn inherit_from_hosts(services: &mut [Object], idx: &HostIndex) {
+    // Which of the keys concerned a set of attributes holds, as bits: 0 and 1 are `contacts` and
+    // `contact_groups`, then FROM_HOST. Shared bases are looked at once, not per service.
+    fn mask<'a>(attrs: impl Iterator<Item = &'a Attr>) -> u32 {
+        let mut m = 0;
+        for a in attrs {
+            if &*a.value == crate::object::NULL {
+                continue;
+            }
+            match &*a.key {
+                "contacts" => m |= 1,
+                "contact_groups" => m |= 2,
+                k => {
+                    if let Some(i) = FROM_HOST.iter().position(|f| *f == k) {
+                        m |= 4 << i;
+                    }
+                }
+            }
+        }
+        m
+    }
+    let mut base_masks: FastMap<usize, u32> = FastMap::default();
+    let mut base_mask = |o: &Object| -> u32 {
+        match &o.base {
+            None => 0,
+            Some(b) => *base_masks
+                .entry(Arc::as_ptr(b) as *const () as usize)
+                .or_insert_with(|| mask(b.iter())),
+        }
+    };
+    let host_masks: Vec<u32> = idx.hosts.iter().map(|h| mask(h.attrs.iter()) | base_mask(h)).collect();
     for s in services.iter_mut() {
         let Some(&h) = s.get("host_name").and_then(|n| idx.by_name.get(n)) else {
             continue;
         };
-        let host = &idx.hosts[h];
+        let own = mask(s.attrs.iter()) | base_mask(s);
         // Contacts come as a pair: a service with either keeps its own.
-        if s.get("contacts").is_none() && s.get("contact_groups").is_none() {
-            for k in ["contacts", "contact_groups"] {
-                if let Some(a) = host.attr(k) {
-                    s.push(a.clone());
-                }
-            }
+        let mut wanted = !own & host_masks[h];
+        if own & 3 != 0 {
+            wanted &= !3;
         }
-        for k in FROM_HOST {
-            if s.get(k).is_none() {
-                if let Some(a) = host.attr(k) {
-                    s.push(a.clone());
-                }
+        if wanted == 0 {
+            continue;
+        }
+        let host = &idx.hosts[h];
+        for (bit, key) in ["contacts", "contact_groups"].iter().chain(FROM_HOST.iter()).enumerate() {
+            if wanted & (1 << bit) != 0
+                && let Some(a) = host.attr(key)
+            {
+                s.push(a.clone());
             }
         }
     }

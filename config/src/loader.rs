@@ -8,9 +8,9 @@
 //! a symlink loop inside a `cfg_dir` is detected and reported.
 
 use crate::diag::Diagnostics;
+use crate::fasthash::{FastMap, FastSet};
 use crate::reader::{self, Param, RawObject};
-use crate::source::{Loc, SourceMap};
-use std::collections::HashSet;
+use crate::source::{FileId, Loc, SourceMap};
 use std::path::{Path, PathBuf};
 
 /// Names tried, in order, when the entry point is a directory.
@@ -70,24 +70,106 @@ pub fn read_tree(entry: &Path, diag: &mut Diagnostics) -> Result<RawTree, EntryE
     drop(text);
     let base = main.parent().map(Path::to_path_buf).unwrap_or_default();
 
-    tree.objects.extend(parsed.objects);
-    for param in parsed.params {
+    // Every file the main file includes, in reading order, grouped by directive.
+    let mut groups: Vec<(usize, Vec<FileId>)> = Vec::new();
+    for (i, param) in parsed.params.iter().enumerate() {
+        let mut files = Vec::new();
         match &*param.key {
-            "cfg_file" | "resource_file" => {
-                let path = base.join(&*param.value);
-                read_file(&path, param.loc, &mut tree, diag);
-                tree.params.push(param);
-            }
+            "cfg_file" | "resource_file" => files.push(base.join(&*param.value)),
             "cfg_dir" => {
-                let path = base.join(&*param.value);
-                let mut stack = HashSet::new();
-                read_dir(&path, param.loc, &mut stack, &mut tree, diag);
-                tree.params.push(param);
+                let mut stack = FastSet::default();
+                list_dir(&base.join(&*param.value), param.loc, &mut stack, &mut files, diag);
             }
-            _ => tree.params.push(param),
+            _ => continue,
         }
+        let ids = files.into_iter().map(|f| tree.sources.add(f)).collect();
+        groups.push((i, ids));
+    }
+    let from: FastMap<FileId, Loc> = groups
+        .iter()
+        .flat_map(|(i, ids)| {
+            let loc = parsed.params[*i].loc;
+            ids.iter().map(move |id| (*id, loc))
+        })
+        .collect();
+    let all: Vec<FileId> = groups.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+    let mut results = parse_files(&all, &tree.sources, &from);
+
+    tree.objects.extend(parsed.objects);
+    let mut next_group = groups.into_iter().peekable();
+    for (i, param) in parsed.params.into_iter().enumerate() {
+        if let Some((_, ids)) = next_group.next_if(|(g, _)| *g == i) {
+            for id in ids {
+                let (file_parsed, file_diag) = results.remove(&id).unwrap_or_default();
+                diag.extend(file_diag);
+                tree.objects.extend(file_parsed.objects);
+                for p in file_parsed.params {
+                    if matches!(&*p.key, "cfg_file" | "cfg_dir" | "resource_file") {
+                        diag.warn(
+                            p.loc,
+                            "",
+                            format!("`{}` is only honoured in the main file; ignored in an included file", p.key),
+                        );
+                    }
+                    tree.params.push(p);
+                }
+            }
+        }
+        tree.params.push(param);
     }
     Ok(tree)
+}
+
+/// Reads and parses files on every core: files are independent, and reading is a third of the
+/// load time of a large tree. `from` gives the include directive of each file, for messages.
+fn parse_files(ids: &[FileId], sources: &SourceMap, from: &FastMap<FileId, Loc>) -> FastMap<FileId, (reader::Parsed, Diagnostics)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(ids.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&id) = ids.get(i) else { break };
+            let mut diag = Diagnostics::new();
+            let parsed = parse_one(sources.path(id), id, from.get(&id).copied().unwrap_or_default(), &mut diag);
+            done.push((id, (parsed, diag)));
+        }
+        done
+    };
+    let mut out = crate::fasthash::map_with_capacity(ids.len());
+    if threads <= 1 {
+        out.extend(work());
+        return out;
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+        for h in handles {
+            // A panic in a worker is a bug; surface it rather than lose files silently.
+            out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+    });
+    out
+}
+
+/// Reads one included file. `from` is the include directive, for messages.
+fn parse_one(path: &Path, id: FileId, from: Loc, diag: &mut Diagnostics) -> reader::Parsed {
+    let bytes = match read_bounded(path) {
+        Ok(b) => b,
+        Err(e) => {
+            diag.error(from, "", format!("cannot read included file {}: {e}", path.display()));
+            return reader::Parsed::default();
+        }
+    };
+    match reader::decode(&bytes) {
+        Ok(text) => reader::parse(&text, id, diag),
+        Err(e) => {
+            diag.error(Loc::new(id, 1), "", e);
+            reader::Parsed::default()
+        }
+    }
 }
 
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -102,41 +184,10 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
-/// Reads one included file into the tree. `from` is the include directive, for messages.
-fn read_file(path: &Path, from: Loc, tree: &mut RawTree, diag: &mut Diagnostics) {
-    let bytes = match read_bounded(path) {
-        Ok(b) => b,
-        Err(e) => {
-            diag.error(from, "", format!("cannot read included file {}: {e}", path.display()));
-            return;
-        }
-    };
-    let id = tree.sources.add(path.to_path_buf());
-    let text = match reader::decode(&bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            diag.error(Loc::new(id, 1), "", e);
-            return;
-        }
-    };
-    let parsed = reader::parse(&text, id, diag);
-    tree.objects.extend(parsed.objects);
-    for param in parsed.params {
-        if matches!(&*param.key, "cfg_file" | "cfg_dir" | "resource_file") {
-            diag.warn(
-                param.loc,
-                "",
-                format!("`{}` is only honoured in the main file; ignored in an included file", param.key),
-            );
-        }
-        tree.params.push(param);
-    }
-}
-
-/// Reads every `*.cfg` under `dir`, recursively, sorted by name so that every machine reads a
+/// Lists every `*.cfg` under `dir`, recursively, sorted by name so that every machine reads a
 /// tree in the same order (Shinken uses the filesystem's own order, which differs between
 /// machines). `stack` holds the canonical directories being walked, to stop symlink loops.
-fn read_dir(dir: &Path, from: Loc, stack: &mut HashSet<PathBuf>, tree: &mut RawTree, diag: &mut Diagnostics) {
+fn list_dir(dir: &Path, from: Loc, stack: &mut FastSet<PathBuf>, files: &mut Vec<PathBuf>, diag: &mut Diagnostics) {
     let canonical = match std::fs::canonicalize(dir) {
         Ok(c) => c,
         Err(e) => {
@@ -170,8 +221,8 @@ fn read_dir(dir: &Path, from: Loc, stack: &mut HashSet<PathBuf>, tree: &mut RawT
     for path in entries {
         // metadata() follows symlinks, as Shinken's walk does.
         match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => read_dir(&path, from, stack, tree, diag),
-            Ok(m) if m.is_file() && path.extension().is_some_and(|e| e == "cfg") => read_file(&path, from, tree, diag),
+            Ok(m) if m.is_dir() => list_dir(&path, from, stack, files, diag),
+            Ok(m) if m.is_file() && path.extension().is_some_and(|e| e == "cfg") => files.push(path),
             Ok(_) => {}
             Err(e) => diag.warn(from, "", format!("skipping {}: {e}", path.display())),
         }
@@ -222,8 +273,10 @@ mod tests {
         let tree = read_tree(&d, &mut diag).unwrap();
         let e = diag.reports(Severity::Error, &tree.sources);
         assert_eq!(e.len(), 2);
-        assert_eq!(e[0].line, 2);
-        assert!(e[0].message.contains("nope.cfg"));
+        let file = e.iter().find(|r| r.message.contains("nope.cfg")).unwrap();
+        assert_eq!(file.line, 2);
+        let dir = e.iter().find(|r| r.message.contains("nodir")).unwrap();
+        assert_eq!(dir.line, 3);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

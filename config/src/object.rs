@@ -149,10 +149,10 @@ impl Object {
     /// How messages name this object: `host 'web1'`, `service 'web1/HTTP'`, `host template 'generic'`.
     pub fn describe(&self) -> String {
         let kw = self.kind.keyword();
-        if !self.register {
-            if let Some(n) = &self.template_name {
-                return format!("{kw} template '{n}'");
-            }
+        if !self.register
+            && let Some(n) = &self.template_name
+        {
+            return format!("{kw} template '{n}'");
         }
         let name = match self.kind {
             Kind::Service => match (

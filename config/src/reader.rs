@@ -207,10 +207,8 @@ fn handle_block_line(
             });
         }
     }
-    if closes {
-        if let Some(obj) = current.take() {
-            out.objects.push(obj);
-        }
+    if closes && let Some(obj) = current.take() {
+        out.objects.push(obj);
     }
 }
 

@@ -34,6 +34,26 @@ pub struct Config {
     pub topology: Topology,
     pub timeperiods: Timeperiods,
     pub diag: Diagnostics,
+    /// How long each stage took, in order (`check-config --timings`).
+    pub timings: Vec<(&'static str, std::time::Duration)>,
+}
+
+/// Records stage durations.
+struct Stopwatch {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Stopwatch {
+    fn new() -> Self {
+        Self { last: std::time::Instant::now(), laps: Vec::new() }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((stage, now - self.last));
+        self.last = now;
+    }
 }
 
 /// Commands Shinken adds to every configuration.
@@ -67,13 +87,18 @@ impl Config {
 /// Loads the tree at `entry` (a main file, or a directory holding `shinken.cfg`/`nagios.cfg`).
 pub fn load(entry: &Path) -> Result<Config, EntryError> {
     let mut diag = Diagnostics::new();
+    let start = std::time::Instant::now();
     let tree = loader::read_tree(entry, &mut diag)?;
-    Ok(from_tree(tree, diag))
+    let read = start.elapsed();
+    let mut cfg = from_tree(tree, diag);
+    cfg.timings.insert(0, ("read and parse files", read));
+    Ok(cfg)
 }
 
 /// Runs every stage after reading. Public so that an in-memory tree (fuzzing, the operator's
 /// ConfigMaps) goes through exactly the same checks.
 pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
+    let mut clock = Stopwatch::new();
     let RawTree {
         main_file,
         sources,
@@ -95,6 +120,7 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
         }
     }
 
+    clock.lap("normalise objects");
     // Inherit; keep templates of hosts and services aside for expansion.
     let mut objects: BTreeMap<Kind, Vec<Object>> = BTreeMap::new();
     let mut host_templates = Vec::new();
@@ -119,6 +145,7 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
     add_implicit_objects(&mut objects, &sources);
     host_defaults(objects.entry(Kind::Host).or_default());
 
+    clock.lap("inherit templates, implicit objects");
     // Groups of hosts and contacts.
     let mut hosts = objects.remove(&Kind::Host).unwrap_or_default();
     let mut hostgroups = objects.remove(&Kind::HostGroup).unwrap_or_default();
@@ -133,6 +160,7 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
         &mut diag,
     );
 
+    clock.lap("host and contact groups");
     // Services, then what names services.
     let service_defs = objects.remove(&Kind::Service).unwrap_or_default();
     let (mut services, links) = {
@@ -179,9 +207,11 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
     objects.insert(Kind::ServiceGroup, servicegroups);
     objects.extend(links);
 
+    clock.lap("expand services, dependencies, escalations");
     let timeperiods = build_timeperiods(objects.get(&Kind::TimePeriod).map(Vec::as_slice).unwrap_or(&[]), &mut diag);
     validate(&objects, &main, &mut diag);
 
+    clock.lap("timeperiods and validation");
     // Daemons, realms, modules.
     let mut daemon_objs = BTreeMap::new();
     for k in Kind::DAEMONS {
@@ -205,6 +235,7 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
         .unwrap_or_default();
     let topology = daemons::build(daemon_objs, realm_objs, module_objs, &host_realms, &sources, &mut diag);
 
+    clock.lap("daemons and realms");
     Config {
         main_file,
         sources,
@@ -213,6 +244,7 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
         topology,
         timeperiods,
         diag,
+        timings: clock.laps,
     }
 }
 

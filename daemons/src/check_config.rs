@@ -13,6 +13,7 @@ enum Format {
 pub fn run(args: &[String]) -> ExitCode {
     let mut path: Option<PathBuf> = None;
     let mut format = Format::Text;
+    let mut timings = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -21,6 +22,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 Some("json") => format = Format::Json,
                 other => return usage(&format!("--format takes text or json, not {}", other.unwrap_or("nothing"))),
             },
+            "--timings" => timings = true,
             "--format=text" => format = Format::Text,
             "--format=json" => format = Format::Json,
             s if s.starts_with('-') => return usage(&format!("unknown option {s}")),
@@ -37,6 +39,11 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if timings {
+        for (stage, d) in &cfg.timings {
+            eprintln!("{:>10.3} ms  {stage}", d.as_secs_f64() * 1000.0);
+        }
+    }
     let rendered = match format {
         Format::Text => output::text(&cfg),
         Format::Json => {
@@ -57,6 +64,6 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("shinken check-config: {msg}\nusage: shinken check-config PATH [--format text|json]");
+    eprintln!("shinken check-config: {msg}\nusage: shinken check-config PATH [--format text|json] [--timings]");
     ExitCode::from(2)
 }

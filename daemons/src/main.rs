@@ -10,10 +10,11 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: shinken <command> [args]
 
 commands:
-  check-config PATH [--format text|json]
+  check-config PATH [--format text|json] [--timings]
       Load the configuration at PATH (a main cfg file, or a directory holding shinken.cfg or
       nagios.cfg), print object counts as `nagios4 -v` does, then warnings and errors.
-      Exit status: 0 without errors, 1 with errors, 2 when PATH cannot be read.";
+      Exit status: 0 without errors, 1 with errors, 2 when PATH cannot be read.
+      --timings prints how long each loading stage took, on stderr.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

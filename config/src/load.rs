@@ -107,27 +107,26 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
     } = tree;
     let main = MainConfig::from_params(&params, &mut diag);
 
-    // Normalise and sort by type.
-    let mut by_kind: BTreeMap<Kind, Vec<Object>> = BTreeMap::new();
-    for raw in raw_objects {
-        match Kind::from_keyword(&raw.kind) {
-            Some(kind) => by_kind.entry(kind).or_default().push(Object::from_raw(kind, raw, &mut diag)),
-            None => diag.error(
-                raw.loc,
-                format!("{} definition", raw.kind),
-                format!("unknown object type '{}'", raw.kind),
-            ),
-        }
+    // Sort by type (objects arrive normalised from the reader's workers).
+    let mut counts: BTreeMap<Kind, usize> = BTreeMap::new();
+    for o in &raw_objects {
+        *counts.entry(o.kind).or_default() += 1;
+    }
+    // Exact capacities: a growing vector would touch up to twice the memory.
+    let mut by_kind: BTreeMap<Kind, Vec<Object>> = counts.into_iter().map(|(k, n)| (k, Vec::with_capacity(n))).collect();
+    for o in raw_objects {
+        by_kind.entry(o.kind).or_default().push(o);
     }
 
-    clock.lap("normalise objects");
+    clock.lap("sort objects by type");
     // Inherit; keep templates of hosts and services aside for expansion.
     let mut objects: BTreeMap<Kind, Vec<Object>> = BTreeMap::new();
     let mut host_templates = Vec::new();
     let mut service_templates = Vec::new();
     for (kind, objs) in by_kind {
-        let resolved = inherit::resolve(objs, &mut diag);
-        let (regs, tpls): (Vec<Object>, Vec<Object>) = resolved.into_iter().partition(|o| o.register);
+        let mut regs = inherit::resolve(objs, &mut diag);
+        // Templates are few: take them out rather than copy the objects into a new vector.
+        let tpls: Vec<Object> = regs.extract_if(.., |o| !o.register).collect();
         match kind {
             Kind::Host => host_templates = tpls,
             Kind::Service => service_templates = tpls,
@@ -248,35 +247,56 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
     }
 }
 
+/// Splits `items` into one chunk per core, runs `f` on each in its own thread, and returns the
+/// results in the original order.
+fn parallel_chunks<T: Send, R: Send>(items: Vec<T>, f: fn(Vec<T>) -> R) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    if threads == 1 || items.len() < 4096 {
+        return vec![f(items)];
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    let mut items = items;
+    while items.len() > chunk {
+        let rest = items.split_off(chunk);
+        chunks.push(items);
+        items = rest;
+    }
+    chunks.push(items);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(move || f(c))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
 /// Two objects with one name: the lower `definition_order` wins, else the last defined, with a
 /// warning (Shinken 2.4).
 fn dedup_named(objs: &mut Vec<Object>, sources: &SourceMap, diag: &mut Diagnostics) {
-    let mut keep: FastMap<String, usize> = crate::fasthash::map_with_capacity(objs.len());
     let mut drop = vec![false; objs.len()];
-    for i in 0..objs.len() {
-        let Some(name) = objs[i].name().map(str::to_string) else { continue };
-        match keep.get(&name) {
-            None => {
+    {
+        let mut keep: FastMap<&str, usize> = crate::fasthash::map_with_capacity(objs.len());
+        for (i, o) in objs.iter().enumerate() {
+            let Some(name) = o.name() else { continue };
+            let Some(&j) = keep.get(name) else {
                 keep.insert(name, i);
-            }
-            Some(&j) => {
-                let order = |o: &Object| o.get("definition_order").and_then(schema::parse_int).unwrap_or(100);
-                let (winner, loser) = if order(&objs[j]) < order(&objs[i]) { (j, i) } else { (i, j) };
-                diag.warn(
-                    objs[winner].loc,
-                    objs[winner].describe(),
-                    format!(
-                        "duplicate {} name '{}' (also defined at {}:{}); using the definition at line {}",
-                        objs[i].kind.keyword(),
-                        name,
-                        sources.path(objs[loser].loc.file).display(),
-                        objs[loser].loc.line,
-                        objs[winner].loc.line
-                    ),
-                );
-                drop[loser] = true;
-                keep.insert(name, winner);
-            }
+                continue;
+            };
+            let order = |o: &Object| o.get("definition_order").and_then(schema::parse_int).unwrap_or(100);
+            let (winner, loser) = if order(&objs[j]) < order(o) { (j, i) } else { (i, j) };
+            diag.warn(
+                objs[winner].loc,
+                objs[winner].describe(),
+                format!(
+                    "duplicate {} name '{}' (also defined at {}:{}); using the definition at line {}",
+                    o.kind.keyword(),
+                    name,
+                    sources.path(objs[loser].loc.file).display(),
+                    objs[loser].loc.line,
+                    objs[winner].loc.line
+                ),
+            );
+            drop[loser] = true;
+            keep.insert(name, winner);
         }
     }
     if drop.iter().any(|d| *d) {

@@ -9,7 +9,8 @@
 
 use crate::diag::Diagnostics;
 use crate::fasthash::{FastMap, FastSet};
-use crate::reader::{self, Param, RawObject};
+use crate::object::{self, Object};
+use crate::reader::{self, Param};
 use crate::source::{FileId, Loc, SourceMap};
 use std::path::{Path, PathBuf};
 
@@ -20,12 +21,13 @@ pub const MAIN_FILE_NAMES: [&str; 3] = ["shinken.cfg", "nagios.cfg", "alignak.cf
 /// refusing it keeps memory bounded.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
-/// Every object and parameter of a tree, in reading order, with where each came from.
+/// Every object and parameter of a tree, in reading order, with where each came from. Objects
+/// are normalised ([`crate::object::normalise`]) but not yet inherited.
 #[derive(Debug, Default)]
 pub struct RawTree {
     pub main_file: PathBuf,
     pub sources: SourceMap,
-    pub objects: Vec<RawObject>,
+    pub objects: Vec<Object>,
     /// Parameters of every file in reading order (a later one overrides an earlier one).
     pub params: Vec<Param>,
 }
@@ -68,6 +70,7 @@ pub fn read_tree(entry: &Path, diag: &mut Diagnostics) -> Result<RawTree, EntryE
     let main_id = tree.sources.add(main.clone());
     let parsed = reader::parse(&text, main_id, diag);
     drop(text);
+    let main_objects = object::normalise(parsed.objects, diag);
     let base = main.parent().map(Path::to_path_buf).unwrap_or_default();
 
     // Every file the main file includes, in reading order, grouped by directive.
@@ -95,7 +98,9 @@ pub fn read_tree(entry: &Path, diag: &mut Diagnostics) -> Result<RawTree, EntryE
     let all: Vec<FileId> = groups.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
     let mut results = parse_files(&all, &tree.sources, &from);
 
-    tree.objects.extend(parsed.objects);
+    // Exact capacity: growing a vector of 100k objects by doubling costs more than parsing them.
+    tree.objects.reserve_exact(main_objects.len() + results.values().map(|(c, _)| c.objects.len()).sum::<usize>());
+    tree.objects.extend(main_objects);
     let mut next_group = groups.into_iter().peekable();
     for (i, param) in parsed.params.into_iter().enumerate() {
         if let Some((_, ids)) = next_group.next_if(|(g, _)| *g == i) {
@@ -122,7 +127,7 @@ pub fn read_tree(entry: &Path, diag: &mut Diagnostics) -> Result<RawTree, EntryE
 
 /// Reads and parses files on every core: files are independent, and reading is a third of the
 /// load time of a large tree. `from` gives the include directive of each file, for messages.
-fn parse_files(ids: &[FileId], sources: &SourceMap, from: &FastMap<FileId, Loc>) -> FastMap<FileId, (reader::Parsed, Diagnostics)> {
+fn parse_files(ids: &[FileId], sources: &SourceMap, from: &FastMap<FileId, Loc>) -> FastMap<FileId, (FileContent, Diagnostics)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8)
@@ -154,20 +159,32 @@ fn parse_files(ids: &[FileId], sources: &SourceMap, from: &FastMap<FileId, Loc>)
     out
 }
 
-/// Reads one included file. `from` is the include directive, for messages.
-fn parse_one(path: &Path, id: FileId, from: Loc, diag: &mut Diagnostics) -> reader::Parsed {
+/// What one included file holds, its blocks already turned into objects.
+#[derive(Default)]
+struct FileContent {
+    objects: Vec<Object>,
+    params: Vec<Param>,
+}
+
+/// Reads one included file. `from` is the include directive, for messages. The file's raw
+/// blocks become objects here, in the worker, so that the raw form of only one file is in
+/// memory at a time: on large trees memory touched is most of the time spent.
+fn parse_one(path: &Path, id: FileId, from: Loc, diag: &mut Diagnostics) -> FileContent {
     let bytes = match read_bounded(path) {
         Ok(b) => b,
         Err(e) => {
             diag.error(from, "", format!("cannot read included file {}: {e}", path.display()));
-            return reader::Parsed::default();
+            return FileContent::default();
         }
     };
     match reader::decode(&bytes) {
-        Ok(text) => reader::parse(&text, id, diag),
+        Ok(text) => {
+            let parsed = reader::parse(&text, id, diag);
+            FileContent { objects: object::normalise(parsed.objects, diag), params: parsed.params }
+        }
         Err(e) => {
             diag.error(Loc::new(id, 1), "", e);
-            reader::Parsed::default()
+            FileContent::default()
         }
     }
 }

@@ -240,6 +240,28 @@ impl Object {
     }
 }
 
+/// Raw blocks to objects; a block of an unknown type is an error (and dropped).
+pub fn normalise(raw_objects: Vec<RawObject>, diag: &mut Diagnostics) -> Vec<Object> {
+    let mut out = Vec::with_capacity(raw_objects.len());
+    // Blocks of one type come in runs: remember the last keyword looked up.
+    let mut last: Option<(Text, Option<Kind>)> = None;
+    for raw in raw_objects {
+        let kind = match &last {
+            Some((kw, k)) if Arc::ptr_eq(kw, &raw.kind) || **kw == *raw.kind => *k,
+            _ => {
+                let k = Kind::from_keyword(&raw.kind);
+                last = Some((raw.kind.clone(), k));
+                k
+            }
+        };
+        match kind {
+            Some(kind) => out.push(Object::from_raw(kind, raw, diag)),
+            None => diag.error(raw.loc, format!("{} definition", raw.kind), format!("unknown object type '{}'", raw.kind)),
+        }
+    }
+    out
+}
+
 /// Splits a comma list: items trimmed, empty ones dropped.
 pub fn split_list(text: &str) -> Vec<&str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()

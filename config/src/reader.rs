@@ -31,7 +31,8 @@ pub struct RawAttr {
 /// One `define <kind> { ... }` block, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawObject {
-    pub kind: Box<str>,
+    /// The word after `define`, lower-cased; shared between the blocks of a file.
+    pub kind: Text,
     pub loc: Loc,
     pub attrs: Vec<RawAttr>,
 }
@@ -117,11 +118,8 @@ pub fn parse(text: &str, file: FileId, diag: &mut Diagnostics) -> Parsed {
                 diag.error(loc, "", "`define` without an object type");
                 continue;
             }
-            let obj = RawObject {
-                kind: kind.to_ascii_lowercase().into(),
-                loc,
-                attrs: Vec::new(),
-            };
+            let kind = if kind.bytes().any(|b| b.is_ascii_uppercase()) { intern(&mut keys, &kind.to_ascii_lowercase()) } else { intern(&mut keys, kind) };
+            let obj = RawObject { kind, loc, attrs: Vec::new() };
             match after.strip_prefix('{') {
                 Some(body) => {
                     current = Some(obj);
@@ -132,7 +130,7 @@ pub fn parse(text: &str, file: FileId, diag: &mut Diagnostics) -> Parsed {
                 }
                 None if after.is_empty() => awaiting_brace = Some(obj),
                 None => {
-                    diag.error(loc, "", format!("unexpected `{after}` after `define {kind}`"));
+                    diag.error(loc, "", format!("unexpected `{after}` after `define {}`", obj.kind));
                     current = Some(obj);
                 }
             }
@@ -192,14 +190,7 @@ fn handle_block_line(
                     format!("`{key}` looks like a main-file parameter inside a block; read as a key without value"),
                 );
             }
-            let key = match keys.get(key) {
-                Some(k) => k.clone(),
-                None => {
-                    let k: Text = key.into();
-                    keys.insert(key.into(), k.clone());
-                    k
-                }
-            };
+            let key = intern(keys, key);
             obj.attrs.push(RawAttr {
                 key,
                 value: value.into(),
@@ -209,6 +200,18 @@ fn handle_block_line(
     }
     if closes && let Some(obj) = current.take() {
         out.objects.push(obj);
+    }
+}
+
+/// The shared copy of a key (or type word), made on first sight.
+fn intern(keys: &mut FastMap<Box<str>, Text>, key: &str) -> Text {
+    match keys.get(key) {
+        Some(k) => k.clone(),
+        None => {
+            let k: Text = key.into();
+            keys.insert(key.into(), k.clone());
+            k
+        }
     }
 }
 

@@ -413,7 +413,7 @@ fn pipeline(bytes: &[u8]) {
     let tree = RawTree {
         main_file,
         sources,
-        objects: parsed.objects,
+        objects: shinken_config::object::normalise(parsed.objects, &mut diag),
         params: parsed.params,
     };
     let cfg = shinken_config::load::from_tree(tree, diag);

@@ -5,6 +5,9 @@
 
 mod check_config;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: shinken <command> [args]

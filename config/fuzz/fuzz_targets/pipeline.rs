@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let tree = RawTree {
         main_file,
         sources,
-        objects: parsed.objects,
+        objects: shinken_config::object::normalise(parsed.objects, &mut diag),
         params: parsed.params,
     };
     let cfg = load::from_tree(tree, diag);

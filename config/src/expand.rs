@@ -14,6 +14,7 @@ use crate::fasthash::{FastMap, FastSet};
 use crate::groups::loc_of;
 use crate::object::{Object, Text, split_list};
 use crate::schema::Kind;
+use std::sync::Arc;
 
 /// Everything expansion needs to know about hosts.
 pub struct HostIndex<'a> {
@@ -46,17 +47,26 @@ impl<'a> HostIndex<'a> {
             .filter_map(|t| Some((&**t.template_name.as_ref()?, t.uses.as_slice())))
             .collect();
         let mut by_template: FastMap<&str, HostSet> = FastMap::default();
+        // Hosts share a few `use` lists: walk each list's ancestry once.
+        let mut ancestry: FastMap<&[Text], Vec<&str>> = FastMap::default();
         for (i, h) in hosts.iter().enumerate() {
-            let mut seen: FastSet<&str> = FastSet::default();
-            let mut todo: Vec<&str> = h.uses.iter().map(|u| &**u).collect();
-            while let Some(t) = todo.pop() {
-                if seen.len() > 256 || !seen.insert(t) {
-                    continue;
+            let names = ancestry.entry(h.uses.as_slice()).or_insert_with(|| {
+                let mut seen: FastSet<&str> = FastSet::default();
+                let mut order = Vec::new();
+                let mut todo: Vec<&str> = h.uses.iter().map(|u| &**u).collect();
+                while let Some(t) = todo.pop() {
+                    if seen.len() > 256 || !seen.insert(t) {
+                        continue;
+                    }
+                    order.push(t);
+                    if let Some(ps) = parents.get(t) {
+                        todo.extend(ps.iter().map(|u| &**u));
+                    }
                 }
+                order
+            });
+            for t in names.iter() {
                 by_template.entry(t).or_insert_with(|| HostSet::empty(n)).insert(i);
-                if let Some(ps) = parents.get(t) {
-                    todo.extend(ps.iter().map(|u| &**u));
-                }
             }
         }
         Self {
@@ -81,8 +91,9 @@ impl<'a> HostIndex<'a> {
 pub fn services(defs: Vec<Object>, service_templates: &[Object], idx: &HostIndex, diag: &mut Diagnostics) -> Vec<Object> {
     let n = idx.len();
     let mut out: Vec<Object> = Vec::with_capacity(defs.len());
-    // (host, description) -> position in `out`, for duplicates.
-    let mut seen: FastMap<(usize, Text), usize> = crate::fasthash::map_with_capacity(defs.len());
+    // Per host, the positions in `out` of its services, for duplicates. A host has a handful of
+    // services, so a short scan beats a hash map of every service (which misses the cache).
+    let mut seen: Vec<Vec<u32>> = vec![Vec::new(); n];
 
     let mut emit = |svc: Object, host: usize, out: &mut Vec<Object>, diag: &mut Diagnostics| {
         let svc = match svc.get("duplicate_foreach") {
@@ -210,13 +221,17 @@ fn instantiate(def: &Object, host: &Object) -> Object {
     svc
 }
 
-fn push_unique(svc: Object, host: usize, out: &mut Vec<Object>, seen: &mut FastMap<(usize, Text), usize>, diag: &mut Diagnostics) {
+fn push_unique(svc: Object, host: usize, out: &mut Vec<Object>, seen: &mut [Vec<u32>], diag: &mut Diagnostics) {
     let Some(desc) = svc.attr("service_description").map(|a| a.value.clone()) else {
         diag.error(svc.loc, svc.describe(), "service_description property is missing");
         return;
     };
-    match seen.get(&(host, desc.clone())) {
-        Some(&pos) => {
+    let same = |o: &Object| {
+        o.attr("service_description")
+            .is_some_and(|a| Arc::ptr_eq(&a.value, &desc) || a.value == desc)
+    };
+    match seen[host].iter().map(|&p| p as usize).find(|&p| same(&out[p])) {
+        Some(pos) => {
             let prev = &out[pos];
             diag.warn(
                 svc.loc,
@@ -229,7 +244,7 @@ fn push_unique(svc: Object, host: usize, out: &mut Vec<Object>, seen: &mut FastM
             out[pos] = svc;
         }
         None => {
-            seen.insert((host, desc), out.len());
+            seen[host].push(out.len() as u32);
             out.push(svc);
         }
     }

@@ -54,6 +54,7 @@ pub fn resolve(mut objects: Vec<Object>, diag: &mut Diagnostics) -> Vec<Object> 
         state: vec![State::Todo; objects.len()],
         full: vec![None; objects.len()],
         bases: FastMap::default(),
+        by_uses: FastMap::default(),
         diag,
     };
     let mut bases = Vec::with_capacity(objects.len());
@@ -112,14 +113,38 @@ struct Resolver<'a, 'd> {
     /// Every attribute of an object used as a template, after its own inheritance, with `+`
     /// markers and `null` kept so that its children complete or hide them. Computed once.
     full: Vec<Option<Arc<Vec<Attr>>>>,
-    /// The base of each distinct `use` list: most objects share a handful.
+    /// The base of each distinct list of parent templates: most objects share a handful.
     bases: FastMap<Vec<Text>, Base>,
+    /// The same by an object's `use` list as written, with the unknown names in it (warned
+    /// about for every object that uses the list).
+    by_uses: FastMap<Vec<Text>, (Option<Base>, Vec<Text>)>,
     diag: &'d mut Diagnostics,
 }
 
 impl Resolver<'_, '_> {
     /// The base of object `i`: its parents merged, first listed first.
     fn base(&mut self, i: usize, chain: &mut Vec<usize>) -> Option<Base> {
+        let obj = &self.objects[i];
+        // Objects (not templates in a chain) share a few `use` lists: resolve each list once,
+        // unless it names the object itself.
+        let top_level = chain.len() == 1 && obj.template_name.as_ref().is_none_or(|n| !obj.uses.contains(n));
+        if top_level && let Some((base, unknown)) = self.by_uses.get(obj.uses.as_slice()) {
+            for name in unknown {
+                self.diag
+                    .warn(obj.loc, obj.describe(), format!("uses an unknown template '{name}'"));
+            }
+            return base.clone();
+        }
+        let errors_before = self.diag.count(crate::diag::Severity::Error);
+        let base = self.base_uncached(i, chain);
+        if top_level && self.diag.count(crate::diag::Severity::Error) == errors_before {
+            let unknown = obj.uses.iter().filter(|u| !self.by_name.contains_key(*u)).cloned().collect();
+            self.by_uses.insert(obj.uses.clone(), (base.clone(), unknown));
+        }
+        base
+    }
+
+    fn base_uncached(&mut self, i: usize, chain: &mut Vec<usize>) -> Option<Base> {
         let obj = &self.objects[i];
         let mut parents = Vec::with_capacity(obj.uses.len());
         for name in &obj.uses {

@@ -46,7 +46,10 @@ struct Stopwatch {
 
 impl Stopwatch {
     fn new() -> Self {
-        Self { last: std::time::Instant::now(), laps: Vec::new() }
+        Self {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
     }
 
     fn lap(&mut self, stage: &'static str) {
@@ -245,28 +248,6 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
         diag,
         timings: clock.laps,
     }
-}
-
-/// Splits `items` into one chunk per core, runs `f` on each in its own thread, and returns the
-/// results in the original order.
-fn parallel_chunks<T: Send, R: Send>(items: Vec<T>, f: fn(Vec<T>) -> R) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-    if threads == 1 || items.len() < 4096 {
-        return vec![f(items)];
-    }
-    let chunk = items.len().div_ceil(threads);
-    let mut chunks = Vec::with_capacity(threads);
-    let mut items = items;
-    while items.len() > chunk {
-        let rest = items.split_off(chunk);
-        chunks.push(items);
-        items = rest;
-    }
-    chunks.push(items);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(move || f(c))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    })
 }
 
 /// Two objects with one name: the lower `definition_order` wins, else the last defined, with a

@@ -99,7 +99,8 @@ pub fn read_tree(entry: &Path, diag: &mut Diagnostics) -> Result<RawTree, EntryE
     let mut results = parse_files(&all, &tree.sources, &from);
 
     // Exact capacity: growing a vector of 100k objects by doubling costs more than parsing them.
-    tree.objects.reserve_exact(main_objects.len() + results.values().map(|(c, _)| c.objects.len()).sum::<usize>());
+    tree.objects
+        .reserve_exact(main_objects.len() + results.values().map(|(c, _)| c.objects.len()).sum::<usize>());
     tree.objects.extend(main_objects);
     let mut next_group = groups.into_iter().peekable();
     for (i, param) in parsed.params.into_iter().enumerate() {
@@ -180,7 +181,10 @@ fn parse_one(path: &Path, id: FileId, from: Loc, diag: &mut Diagnostics) -> File
     match reader::decode(&bytes) {
         Ok(text) => {
             let parsed = reader::parse(&text, id, diag);
-            FileContent { objects: object::normalise(parsed.objects, diag), params: parsed.params }
+            FileContent {
+                objects: object::normalise(parsed.objects, diag),
+                params: parsed.params,
+            }
         }
         Err(e) => {
             diag.error(Loc::new(id, 1), "", e);

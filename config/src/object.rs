@@ -14,13 +14,9 @@ use std::sync::Arc;
 pub type Text = Arc<str>;
 
 /// One attribute: the key, its value as text (lists comma-joined), and where it was written
-/// (for an inherited attribute, the template line it comes from).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attr {
-    pub key: Text,
-    pub value: Text,
-    pub loc: Loc,
-}
+/// (for an inherited attribute, the template line it comes from). The reader produces the
+/// same type, so normalising a block reuses its memory.
+pub use crate::reader::Attr;
 
 /// A `define` block after the reader, with its keys normalised.
 ///
@@ -177,58 +173,38 @@ impl Object {
     /// last value, a custom variable keeps the first). `kind` is the block's known type.
     pub fn from_raw(kind: Kind, raw: RawObject, diag: &mut Diagnostics) -> Object {
         let mut obj = Object::new(kind, raw.loc);
-        obj.attrs.reserve(raw.attrs.len());
         let mut register_loc = None;
-        for a in raw.attrs {
+        let mut attrs = raw.attrs;
+        // In place: the block's own vector becomes the object's.
+        attrs.retain_mut(|a| {
             let canonical = schema::canonical_key(&a.key);
-            // Keys arrive interned from the reader; only a renamed or custom key needs a new one.
-            let key: Text = if canonical.starts_with('_') && canonical.bytes().any(|b| b.is_ascii_lowercase()) {
-                canonical.to_ascii_uppercase().into()
+            if canonical.starts_with('_') && canonical.bytes().any(|b| b.is_ascii_lowercase()) {
+                a.key = canonical.to_ascii_uppercase().into();
             } else if canonical.len() != a.key.len() {
-                canonical.into()
-            } else {
-                a.key
-            };
-            match &*key {
-                "name" => obj.template_name = Some(a.value),
+                a.key = canonical.into();
+            }
+            match &*a.key {
+                "name" => obj.template_name = Some(a.value.clone()),
                 "use" => obj.uses.extend(split_list(&a.value).into_iter().map(Text::from)),
                 "register" => {
                     register_loc = Some(a.loc);
                     match schema::parse_bool(&a.value) {
                         Some(r) => obj.register = r,
-                        None => diag.error(a.loc, obj.describe(), format!("register: '{}' is not a boolean", a.value)),
+                        None => diag.error(
+                            a.loc,
+                            format!("{} definition", kind.keyword()),
+                            format!("register: '{}' is not a boolean", a.value),
+                        ),
                     }
                 }
-                k if kind == Kind::TimePeriod && !matches!(k, "timeperiod_name" | "alias" | "exclude") && !k.starts_with('_') => {
-                    // A date range: its first word is not a unique key.
-                    obj.attrs.push(Attr {
-                        key,
-                        value: a.value,
-                        loc: a.loc,
-                    });
-                }
-                _ => match obj.attrs.iter_mut().find(|x| x.key == key) {
-                    None => obj.attrs.push(Attr {
-                        key,
-                        value: a.value,
-                        loc: a.loc,
-                    }),
-                    Some(_) if key.starts_with('_') => {}
-                    Some(x) if schema::is_list(kind, &key) && !a.value.is_empty() => {
-                        x.value = if x.value.is_empty() {
-                            a.value
-                        } else {
-                            format!("{},{}", x.value, a.value).into()
-                        };
-                        x.loc = a.loc;
-                    }
-                    Some(x) => {
-                        x.value = a.value;
-                        x.loc = a.loc;
-                    }
-                },
+                _ => return true,
             }
+            false
+        });
+        if has_repeated_keys(&attrs) {
+            attrs = merge_repeated(kind, attrs);
         }
+        obj.attrs = attrs;
         if !obj.register && obj.template_name.is_none() {
             diag.error(
                 register_loc.unwrap_or(obj.loc),
@@ -238,6 +214,45 @@ impl Object {
         }
         obj
     }
+}
+
+/// Whether a key appears twice (rare; keys of one file share their allocation, so most
+/// comparisons are a pointer test).
+fn has_repeated_keys(attrs: &[Attr]) -> bool {
+    attrs
+        .iter()
+        .enumerate()
+        .any(|(i, a)| attrs[..i].iter().any(|b| Arc::ptr_eq(&a.key, &b.key) || a.key == b.key))
+}
+
+/// Repeated keys merged the way Shinken merges them: a list concatenates, a scalar keeps the
+/// last value, a custom variable keeps the first. A timeperiod's date ranges are not keys and
+/// all stay.
+fn merge_repeated(kind: Kind, attrs: Vec<Attr>) -> Vec<Attr> {
+    let mut out: Vec<Attr> = Vec::with_capacity(attrs.len());
+    for a in attrs {
+        if kind == Kind::TimePeriod && !matches!(&*a.key, "timeperiod_name" | "alias" | "exclude") && !a.key.starts_with('_') {
+            out.push(a);
+            continue;
+        }
+        match out.iter_mut().find(|x| x.key == a.key) {
+            None => out.push(a),
+            Some(_) if a.key.starts_with('_') => {}
+            Some(x) if schema::is_list(kind, &a.key) && !a.value.is_empty() => {
+                x.value = if x.value.is_empty() {
+                    a.value
+                } else {
+                    format!("{},{}", x.value, a.value).into()
+                };
+                x.loc = a.loc;
+            }
+            Some(x) => {
+                x.value = a.value;
+                x.loc = a.loc;
+            }
+        }
+    }
+    out
 }
 
 /// Raw blocks to objects; a block of an unknown type is an error (and dropped).
@@ -256,7 +271,11 @@ pub fn normalise(raw_objects: Vec<RawObject>, diag: &mut Diagnostics) -> Vec<Obj
         };
         match kind {
             Some(kind) => out.push(Object::from_raw(kind, raw, diag)),
-            None => diag.error(raw.loc, format!("{} definition", raw.kind), format!("unknown object type '{}'", raw.kind)),
+            None => diag.error(
+                raw.loc,
+                format!("{} definition", raw.kind),
+                format!("unknown object type '{}'", raw.kind),
+            ),
         }
     }
     out

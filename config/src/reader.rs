@@ -20,9 +20,9 @@ pub type Text = Arc<str>;
 /// long, and it bounds what one line can cost later stages.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// One `key value` line of a block.
+/// One `key value` line of a block (and, after normalising, an object's attribute).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawAttr {
+pub struct Attr {
     pub key: Text,
     pub value: Text,
     pub loc: Loc,
@@ -34,7 +34,7 @@ pub struct RawObject {
     /// The word after `define`, lower-cased; shared between the blocks of a file.
     pub kind: Text,
     pub loc: Loc,
-    pub attrs: Vec<RawAttr>,
+    pub attrs: Vec<Attr>,
 }
 
 /// One `key=value` line outside any block (main-file parameters, resource macros `$USER1$=...`).
@@ -58,7 +58,11 @@ pub fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
     if let Some(pos) = bytes.iter().position(|&b| b == 0) {
         return Err(format!("binary file (NUL byte at offset {pos}), not a configuration file"));
     }
-    Ok(String::from_utf8_lossy(bytes))
+    // Valid UTF-8 (nearly always) borrows; the lossy path copies.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(std::borrow::Cow::Borrowed(text)),
+        Err(_) => Ok(String::from_utf8_lossy(bytes)),
+    }
 }
 
 /// Parses one file's text. Problems go to `diag`, located in `file`.
@@ -118,8 +122,16 @@ pub fn parse(text: &str, file: FileId, diag: &mut Diagnostics) -> Parsed {
                 diag.error(loc, "", "`define` without an object type");
                 continue;
             }
-            let kind = if kind.bytes().any(|b| b.is_ascii_uppercase()) { intern(&mut keys, &kind.to_ascii_lowercase()) } else { intern(&mut keys, kind) };
-            let obj = RawObject { kind, loc, attrs: Vec::new() };
+            let kind = if kind.bytes().any(|b| b.is_ascii_uppercase()) {
+                intern(&mut keys, &kind.to_ascii_lowercase())
+            } else {
+                intern(&mut keys, kind)
+            };
+            let obj = RawObject {
+                kind,
+                loc,
+                attrs: Vec::new(),
+            };
             match after.strip_prefix('{') {
                 Some(body) => {
                     current = Some(obj);
@@ -191,7 +203,7 @@ fn handle_block_line(
                 );
             }
             let key = intern(keys, key);
-            obj.attrs.push(RawAttr {
+            obj.attrs.push(Attr {
                 key,
                 value: value.into(),
                 loc,
@@ -247,9 +259,10 @@ fn split_kind(rest: &str) -> (&str, &str) {
     (&rest[..end], rest[end..].trim_start())
 }
 
-/// `key value with spaces` -> (`key`, `value with spaces`).
+/// `key value with spaces` -> (`key`, `value with spaces`). Keys are ASCII; the split is on
+/// ASCII whitespace (the value is trimmed of any whitespace).
 fn split_attr(text: &str) -> (&str, &str) {
-    match text.find(char::is_whitespace) {
+    match text.bytes().position(|b| b.is_ascii_whitespace()) {
         Some(i) => (&text[..i], text[i..].trim()),
         None => (text, ""),
     }

@@ -39,17 +39,19 @@ pub fn text(cfg: &Config) -> String {
     }
     let warnings = cfg.diag.reports(Severity::Warning, &cfg.sources);
     let errors = cfg.diag.reports(Severity::Error, &cfg.sources);
+    // Each list follows its total, one problem a line: `file:line: object: message`.
+    out.push_str(&format!("\nTotal Warnings: {}\n", warnings.len()));
     for w in &warnings {
-        out.push_str(&format!("Warning: {w}\n"));
+        out.push_str(&format!("{w}\n"));
     }
+    out.push_str(&format!("Total Errors:   {}\n", errors.len()));
     for e in &errors {
-        out.push_str(&format!("Error: {e}\n"));
+        out.push_str(&format!("{e}\n"));
     }
-    out.push_str(&format!("\nTotal Warnings: {}\nTotal Errors:   {}\n", warnings.len(), errors.len()));
     if errors.is_empty() {
-        out.push_str("Things look okay - No serious problems were detected during the pre-flight check\n");
+        out.push_str("\nThings look okay - No serious problems were detected during the pre-flight check\n");
     } else {
-        out.push_str("Configuration is incorrect, sorry, I bail out\n");
+        out.push_str("\nConfiguration is incorrect, sorry, I bail out\n");
     }
     out
 }

@@ -173,15 +173,12 @@ fn output_line_format_is_file_line_object_message() {
     let t = tree("define host {\n    host_name h\n    check_period nope\n}\n");
     let cfg = t.load();
     let text = shinken_config::output::text(&cfg);
-    let line = text.lines().find(|l| l.starts_with("Error: ")).unwrap();
     let path = t.dir.join("objects/test.cfg");
-    assert_eq!(
-        line,
-        format!(
-            "Error: {}:3: host 'h': check_period: the timeperiod 'nope' is not defined",
-            path.display()
-        )
-    );
+    let expected = format!("{}:3: host 'h': check_period: the timeperiod 'nope' is not defined", path.display());
+    // The error follows its total, alone on its line.
+    let after_total: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("Total Errors:")).collect();
+    assert_eq!(after_total[0], "Total Errors:   1");
+    assert_eq!(after_total[1], expected);
     assert!(text.starts_with("Checked 1 hosts.\nChecked 0 services.\nChecked 0 host groups.\n"));
 }
 

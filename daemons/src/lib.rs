@@ -1,0 +1,15 @@
+//! The Shinken daemons and the tools around them.
+//!
+//! The major components are:
+//! - [`protocol`]: the HTTP API between daemons: bearer token, body limits, timeouts, one
+//!   typed client;
+//! - [`runner`]: runs checks, notifications and event handlers as real processes (shared by
+//!   the poller and the reactionner): process groups, timeouts, output capture and parsing;
+//! - [`scheduler`]: the scheduler's decision logic, pure (time is an input): the soft/hard
+//!   state machine and when the next check runs.
+//!
+//! The daemons themselves, their HTTP API and `shinken run` are built on these.
+
+pub mod protocol;
+pub mod runner;
+pub mod scheduler;

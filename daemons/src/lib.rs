@@ -1,6 +1,7 @@
 //! The Shinken daemons and the tools around them.
 //!
 //! The major components are:
+//! - [`arbiter`]: the arbiter's decisions, pure: cutting a configuration into parts;
 //! - [`protocol`]: the HTTP API between daemons: bearer token, body limits, timeouts, one
 //!   typed client;
 //! - [`runner`]: runs checks, notifications and event handlers as real processes (shared by
@@ -10,6 +11,7 @@
 //!
 //! The daemons themselves, their HTTP API and `shinken run` are built on these.
 
+pub mod arbiter;
 pub mod protocol;
 pub mod runner;
 pub mod scheduler;

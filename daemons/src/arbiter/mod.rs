@@ -1,0 +1,63 @@
+//! The arbiter's decision logic, pure: what parts a configuration is cut into.
+//!
+//! - [`parts`]: linked hosts kept together, packs spread over a realm's schedulers by weight.
+
+pub mod parts;
+
+use shinken_config::Config;
+use shinken_config::daemons::Role;
+use shinken_config::schema::Kind;
+
+/// Cuts a loaded configuration into one part per master scheduler of each realm, keeping hosts
+/// linked by `parents`, host dependencies and service dependencies together.
+pub fn cut_config(cfg: &Config) -> Result<Vec<parts::Part>, parts::CutError> {
+    let hosts: Vec<parts::HostRef> = cfg
+        .objects(Kind::Host)
+        .iter()
+        .map(|h| parts::HostRef {
+            name: h.name().unwrap_or_default().to_string(),
+            realm: h.get("realm").unwrap_or_default().to_string(),
+        })
+        .collect();
+    let mut links = Vec::new();
+    for h in cfg.objects(Kind::Host) {
+        let name = h.name().unwrap_or_default();
+        for p in h.list("parents") {
+            links.push((name.to_string(), p.to_string()));
+        }
+    }
+    for kind in [Kind::HostDependency, Kind::ServiceDependency] {
+        for d in cfg.objects(kind) {
+            if let (Some(a), Some(b)) = (d.get("host_name"), d.get("dependent_host_name")) {
+                links.push((a.to_string(), b.to_string()));
+            }
+        }
+    }
+    let schedulers: Vec<parts::SchedulerRef> = cfg
+        .topology
+        .by_role(Role::Scheduler)
+        .filter(|s| !s.spare)
+        .map(|s| parts::SchedulerRef {
+            name: s.name.clone(),
+            realm: s.realm.clone(),
+            weight: s.weight,
+        })
+        .collect();
+    parts::cut(&hosts, &links, &schedulers, cfg.topology.default_realm().unwrap_or("Default"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_course_is_one_part_for_the_master_scheduler() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/course4-etc");
+        let cfg = shinken_config::load(&path).unwrap();
+        let parts = super::cut_config(&cfg).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].scheduler, "scheduler-master");
+        assert_eq!(parts[0].realm, "All");
+        assert_eq!(parts[0].hosts.len(), 2);
+    }
+}

@@ -405,20 +405,9 @@ fn daemon(role: Role, o: &Object, default_realm: &str, sources: &SourceMap, diag
     };
     let what = format!("{} '{name}'", role.name());
     let mut num = |key: &str, default: u32| -> u32 {
-        match o.get(key) {
-            None => default,
-            Some(v) => match schema::parse_int(v) {
-                Some(n) if (0..=u32::MAX as i64).contains(&n) => n as u32,
-                _ => {
-                    diag.error(
-                        o.attr(key).map(|a| a.loc),
-                        what.clone(),
-                        format!("{key}: '{v}' is not a non-negative number"),
-                    );
-                    default
-                }
-            },
-        }
+        schema::u32_or(key, o.get(key), default, &mut |m| {
+            diag.error(o.attr(key).map(|a| a.loc), what.clone(), m)
+        })
     };
     let port_num = num("port", role.default_port() as u32);
     let timeout = num("timeout", 3);
@@ -442,17 +431,9 @@ fn daemon(role: Role, o: &Object, default_realm: &str, sources: &SourceMap, diag
         role.default_port()
     });
     let mut flag = |key: &str, default: bool| -> bool {
-        match o.get(key) {
-            None => default,
-            Some(v) => schema::parse_bool(v).unwrap_or_else(|| {
-                diag.error(
-                    o.attr(key).map(|a| a.loc),
-                    what.clone(),
-                    format!("{key}: '{v}' is not a boolean (0/1)"),
-                );
-                default
-            }),
-        }
+        schema::bool_or(key, o.get(key), default, &mut |m| {
+            diag.error(o.attr(key).map(|a| a.loc), what.clone(), m)
+        })
     };
     let spare = flag("spare", false);
     let manage_sub_realms = flag("manage_sub_realms", true);

@@ -311,17 +311,9 @@ fn add_implicit_objects(objects: &mut BTreeMap<Kind, Vec<Object>>, _sources: &So
     }
 
     // A contact's own notification lines become `<contact>_inner_notificationway`.
-    const WAY_KEYS: [&str; 9] = [
-        "host_notifications_enabled",
-        "service_notifications_enabled",
-        "host_notification_period",
-        "service_notification_period",
-        "host_notification_options",
-        "service_notification_options",
-        "host_notification_commands",
-        "service_notification_commands",
-        "min_business_impact",
-    ];
+    let way_keys = schema::NOTIFICATIONWAY
+        .iter()
+        .filter(|k| !matches!(**k, "notificationway_name" | "minimum_value"));
     let mut new_ways = Vec::new();
     if let Some(contacts) = objects.get_mut(&Kind::Contact) {
         for c in contacts.iter_mut() {
@@ -331,7 +323,7 @@ fn add_implicit_objects(objects: &mut BTreeMap<Kind, Vec<Object>>, _sources: &So
             let Some(cname) = c.name().map(str::to_string) else { continue };
             let way_name = format!("{cname}_inner_notificationway");
             let mut way = synthetic(Kind::NotificationWay, c.loc, &[("notificationway_name", &way_name)]);
-            for k in WAY_KEYS {
+            for k in way_keys.clone() {
                 if let Some(a) = c.attr(k) {
                     way.set(k, a.value.clone(), a.loc);
                 }

@@ -32,6 +32,22 @@ pub struct RawTree {
     pub params: Vec<Param>,
 }
 
+impl RawTree {
+    /// A tree made of one main file held in memory (fuzzing, tests): parsed and normalised by
+    /// the same rules as a file on disk; include directives are kept as parameters, not followed.
+    pub fn from_text(main_file: PathBuf, text: &str, diag: &mut Diagnostics) -> RawTree {
+        let mut sources = SourceMap::new();
+        let id = sources.add(main_file.clone());
+        let parsed = reader::parse(text, id, diag);
+        RawTree {
+            main_file,
+            sources,
+            objects: object::normalise(parsed.objects, diag),
+            params: parsed.params,
+        }
+    }
+}
+
 /// The entry point cannot be read at all: the caller exits with status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryError(pub String);

@@ -79,16 +79,9 @@ impl MainConfig {
             locs.insert(key.to_string(), p.loc);
         }
         let mut num = |key: &str, default: u32| -> u32 {
-            match map.get(key) {
-                None => default,
-                Some(v) => match schema::parse_int(v) {
-                    Some(n) if (0..=u32::MAX as i64).contains(&n) => n as u32,
-                    _ => {
-                        diag.error(locs.get(key).copied(), "", format!("{key}: '{v}' is not a non-negative number"));
-                        default
-                    }
-                },
-            }
+            schema::u32_or(key, map.get(key).map(String::as_str), default, &mut |m| {
+                diag.error(locs.get(key).copied(), "", m)
+            })
         };
         let interval_length = num("interval_length", 60);
         let retention_update_interval = num("retention_update_interval", 60);
@@ -109,13 +102,9 @@ impl MainConfig {
         let cached_host_check_horizon = num("cached_host_check_horizon", 0);
         let cached_service_check_horizon = num("cached_service_check_horizon", 0);
         let mut flag = |key: &str, default: bool| -> bool {
-            match map.get(key) {
-                None => default,
-                Some(v) => schema::parse_bool(v).unwrap_or_else(|| {
-                    diag.error(locs.get(key).copied(), "", format!("{key}: '{v}' is not a boolean (0/1)"));
-                    default
-                }),
-            }
+            schema::bool_or(key, map.get(key).map(String::as_str), default, &mut |m| {
+                diag.error(locs.get(key).copied(), "", m)
+            })
         };
         let enable_notifications = flag("enable_notifications", true);
         let execute_service_checks = flag("execute_service_checks", true);

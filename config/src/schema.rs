@@ -42,6 +42,45 @@ pub enum Kind {
     Receiver,
 }
 
+/// Every type with the word after `define` and the key of its JSON list.
+const NAMES: [(Kind, &str, &str); 31] = [
+    (Kind::Host, "host", "hosts"),
+    (Kind::Service, "service", "services"),
+    (Kind::HostGroup, "hostgroup", "hostgroups"),
+    (Kind::ServiceGroup, "servicegroup", "servicegroups"),
+    (Kind::Contact, "contact", "contacts"),
+    (Kind::ContactGroup, "contactgroup", "contactgroups"),
+    (Kind::Command, "command", "commands"),
+    (Kind::TimePeriod, "timeperiod", "timeperiods"),
+    (Kind::HostEscalation, "hostescalation", "hostescalations"),
+    (Kind::ServiceEscalation, "serviceescalation", "serviceescalations"),
+    (Kind::HostDependency, "hostdependency", "hostdependencies"),
+    (Kind::ServiceDependency, "servicedependency", "servicedependencies"),
+    (Kind::NotificationWay, "notificationway", "notificationways"),
+    (Kind::Escalation, "escalation", "escalations"),
+    (Kind::HostExtInfo, "hostextinfo", "hostextinfos"),
+    (Kind::ServiceExtInfo, "serviceextinfo", "serviceextinfos"),
+    (Kind::CheckModulation, "checkmodulation", "checkmodulations"),
+    (Kind::MacroModulation, "macromodulation", "macromodulations"),
+    (Kind::ResultModulation, "resultmodulation", "resultmodulations"),
+    (
+        Kind::BusinessImpactModulation,
+        "businessimpactmodulation",
+        "businessimpactmodulations",
+    ),
+    (Kind::DiscoveryRule, "discoveryrule", "discoveryrules"),
+    (Kind::DiscoveryRun, "discoveryrun", "discoveryruns"),
+    (Kind::Trigger, "trigger", "triggers"),
+    (Kind::Realm, "realm", "realms"),
+    (Kind::Module, "module", "modules"),
+    (Kind::Arbiter, "arbiter", "arbiters"),
+    (Kind::Scheduler, "scheduler", "schedulers"),
+    (Kind::Poller, "poller", "pollers"),
+    (Kind::Reactionner, "reactionner", "reactionners"),
+    (Kind::Broker, "broker", "brokers"),
+    (Kind::Receiver, "receiver", "receivers"),
+];
+
 impl Kind {
     pub const ALL: [Kind; 31] = [
         Kind::Host,
@@ -89,80 +128,16 @@ impl Kind {
 
     /// The word after `define`.
     pub fn keyword(self) -> &'static str {
-        match self {
-            Kind::Host => "host",
-            Kind::Service => "service",
-            Kind::HostGroup => "hostgroup",
-            Kind::ServiceGroup => "servicegroup",
-            Kind::Contact => "contact",
-            Kind::ContactGroup => "contactgroup",
-            Kind::Command => "command",
-            Kind::TimePeriod => "timeperiod",
-            Kind::HostEscalation => "hostescalation",
-            Kind::ServiceEscalation => "serviceescalation",
-            Kind::HostDependency => "hostdependency",
-            Kind::ServiceDependency => "servicedependency",
-            Kind::NotificationWay => "notificationway",
-            Kind::Escalation => "escalation",
-            Kind::HostExtInfo => "hostextinfo",
-            Kind::ServiceExtInfo => "serviceextinfo",
-            Kind::CheckModulation => "checkmodulation",
-            Kind::MacroModulation => "macromodulation",
-            Kind::ResultModulation => "resultmodulation",
-            Kind::BusinessImpactModulation => "businessimpactmodulation",
-            Kind::DiscoveryRule => "discoveryrule",
-            Kind::DiscoveryRun => "discoveryrun",
-            Kind::Trigger => "trigger",
-            Kind::Realm => "realm",
-            Kind::Module => "module",
-            Kind::Arbiter => "arbiter",
-            Kind::Scheduler => "scheduler",
-            Kind::Poller => "poller",
-            Kind::Reactionner => "reactionner",
-            Kind::Broker => "broker",
-            Kind::Receiver => "receiver",
-        }
+        NAMES[self as usize].1
     }
 
     pub fn from_keyword(word: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.keyword() == word)
+        NAMES.iter().find(|(_, kw, _)| *kw == word).map(|(k, _, _)| *k)
     }
 
     /// The key of the `--format json` object lists.
     pub fn plural(self) -> &'static str {
-        match self {
-            Kind::Host => "hosts",
-            Kind::Service => "services",
-            Kind::HostGroup => "hostgroups",
-            Kind::ServiceGroup => "servicegroups",
-            Kind::Contact => "contacts",
-            Kind::ContactGroup => "contactgroups",
-            Kind::Command => "commands",
-            Kind::TimePeriod => "timeperiods",
-            Kind::HostEscalation => "hostescalations",
-            Kind::ServiceEscalation => "serviceescalations",
-            Kind::HostDependency => "hostdependencies",
-            Kind::ServiceDependency => "servicedependencies",
-            Kind::NotificationWay => "notificationways",
-            Kind::Escalation => "escalations",
-            Kind::HostExtInfo => "hostextinfos",
-            Kind::ServiceExtInfo => "serviceextinfos",
-            Kind::CheckModulation => "checkmodulations",
-            Kind::MacroModulation => "macromodulations",
-            Kind::ResultModulation => "resultmodulations",
-            Kind::BusinessImpactModulation => "businessimpactmodulations",
-            Kind::DiscoveryRule => "discoveryrules",
-            Kind::DiscoveryRun => "discoveryruns",
-            Kind::Trigger => "triggers",
-            Kind::Realm => "realms",
-            Kind::Module => "modules",
-            Kind::Arbiter => "arbiters",
-            Kind::Scheduler => "schedulers",
-            Kind::Poller => "pollers",
-            Kind::Reactionner => "reactionners",
-            Kind::Broker => "brokers",
-            Kind::Receiver => "receivers",
-        }
+        NAMES[self as usize].2
     }
 
     /// The key that names an object of this type, if it has one. Services, dependencies,
@@ -472,7 +447,8 @@ const CONTACT: &[&str] = &[
     "minimum_value",
 ];
 
-const NOTIFICATIONWAY: &[&str] = &[
+/// The keys of a notification way (a contact may carry them itself).
+pub const NOTIFICATIONWAY: &[&str] = &[
     "notificationway_name",
     "host_notifications_enabled",
     "service_notifications_enabled",
@@ -629,6 +605,29 @@ pub fn parse_int(text: &str) -> Option<i64> {
         .or_else(|| t.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f.trunc() as i64))
 }
 
+/// Reads `value` as a non-negative number (Shinken's integer rules), or gives `default` when
+/// absent. A value that is not one is told to `bad` (with the key) and gives the default.
+pub fn u32_or(key: &str, value: Option<&str>, default: u32, bad: &mut dyn FnMut(String)) -> u32 {
+    let Some(v) = value else { return default };
+    match parse_int(v) {
+        Some(n) if (0..=u32::MAX as i64).contains(&n) => n as u32,
+        _ => {
+            bad(format!("{key}: '{v}' is not a non-negative number"));
+            default
+        }
+    }
+}
+
+/// Reads `value` as a boolean (Shinken's rules), or gives `default` when absent; a value that
+/// is not one is told to `bad` and gives the default.
+pub fn bool_or(key: &str, value: Option<&str>, default: bool, bad: &mut dyn FnMut(String)) -> bool {
+    let Some(v) = value else { return default };
+    parse_bool(v).unwrap_or_else(|| {
+        bad(format!("{key}: '{v}' is not a boolean (0/1)"));
+        default
+    })
+}
+
 /// Properties checked as numbers and booleans wherever they appear (after inheritance).
 pub fn value_type(key: &str) -> ValueType {
     match key {
@@ -701,6 +700,13 @@ pub enum ValueType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_table_follows_the_enum() {
+        for (i, (k, _, _)) in NAMES.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+    }
 
     #[test]
     fn keywords_round_trip() {

@@ -6,7 +6,6 @@
 
 use shinken_config::diag::{Diagnostics, Report, Severity};
 use shinken_config::loader::{EntryError, RawTree};
-use shinken_config::source::SourceMap;
 use shinken_config::{Config, load, reader};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -405,17 +404,8 @@ fn pipeline(bytes: &[u8]) {
     let Ok(text) = reader::decode(bytes) else {
         return;
     };
-    let main_file = PathBuf::from("random/shinken.cfg");
-    let mut sources = SourceMap::new();
-    let file = sources.add(main_file.clone());
     let mut diag = Diagnostics::new();
-    let parsed = reader::parse(&text, file, &mut diag);
-    let tree = RawTree {
-        main_file,
-        sources,
-        objects: shinken_config::object::normalise(parsed.objects, &mut diag),
-        params: parsed.params,
-    };
+    let tree = RawTree::from_text(PathBuf::from("random/shinken.cfg"), &text, &mut diag);
     let cfg = shinken_config::load::from_tree(tree, diag);
     // Every report must resolve its file without panicking.
     let _ = cfg.diag.reports(Severity::Error, &cfg.sources);

@@ -98,9 +98,35 @@ pub fn load(entry: &Path) -> Result<Config, EntryError> {
     Ok(cfg)
 }
 
+/// What to check besides the objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Daemons, realms and their pre-flight rules (a scheduler needs a broker, a realm with
+    /// hosts needs a scheduler...). Off for a scheduler reading its part, which holds no daemon.
+    pub topology: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { topology: true }
+    }
+}
+
 /// Runs every stage after reading. Public so that an in-memory tree (fuzzing, the operator's
 /// ConfigMaps) goes through exactly the same checks.
-pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
+pub fn from_tree(tree: RawTree, diag: Diagnostics) -> Config {
+    from_tree_with(tree, diag, Options::default())
+}
+
+/// A configuration part as a scheduler receives it: cfg text, objects resolved.
+pub fn from_part_text(text: &str) -> Config {
+    let mut diag = Diagnostics::new();
+    let tree = RawTree::from_text(PathBuf::from("<part>"), text, &mut diag);
+    from_tree_with(tree, diag, Options { topology: false })
+}
+
+/// [`from_tree`] with options.
+pub fn from_tree_with(tree: RawTree, mut diag: Diagnostics, options: Options) -> Config {
     let mut clock = Stopwatch::new();
     let RawTree {
         main_file,
@@ -235,7 +261,11 @@ pub fn from_tree(tree: RawTree, mut diag: Diagnostics) -> Config {
                 .collect()
         })
         .unwrap_or_default();
-    let topology = daemons::build(daemon_objs, realm_objs, module_objs, &host_realms, &sources, &mut diag);
+    let topology = if options.topology {
+        daemons::build(daemon_objs, realm_objs, module_objs, &host_realms, &sources, &mut diag)
+    } else {
+        Topology::default()
+    };
 
     clock.lap("daemons and realms");
     Config {

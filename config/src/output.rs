@@ -105,6 +105,40 @@ pub fn split_date_range(key: &str, value: &str) -> (String, String) {
     (date.join(" "), value[times_at..].trim().to_string())
 }
 
+/// Objects written back as cfg text, resolved (no templates needed to read them back): how the
+/// arbiter sends a scheduler its part. A `;` in a value is escaped, as the reader expects.
+pub fn write_cfg<'a>(out: &mut String, objects: impl IntoIterator<Item = &'a Object>) {
+    for o in objects {
+        out.push_str("define ");
+        out.push_str(o.kind.keyword());
+        out.push_str(" {\n");
+        for a in o.iter() {
+            out.push_str("    ");
+            out.push_str(&a.key);
+            if !a.value.is_empty() {
+                out.push(' ');
+                out.push_str(&a.value.replace(';', "\\;"));
+            }
+            out.push('\n');
+        }
+        out.push_str("}\n");
+    }
+}
+
+/// Main-file parameters and resource macros as cfg text (`key=value`, `$USER1$=...`).
+pub fn write_params(out: &mut String, cfg: &Config) {
+    for (k, v) in &cfg.main.params {
+        if !matches!(k.as_str(), "cfg_file" | "cfg_dir" | "resource_file") {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    let mut resources: Vec<_> = cfg.main.resources.iter().collect();
+    resources.sort();
+    for (k, v) in resources {
+        out.push_str(&format!("${k}$={v}\n"));
+    }
+}
+
 /// The `--format json` document.
 pub fn json(cfg: &Config) -> Value {
     let mut objects = Map::new();

@@ -2,6 +2,7 @@
 //!
 //! The major components are:
 //! - [`arbiter`]: the arbiter's decisions, pure: cutting a configuration into parts;
+//! - [`messages`]: the request and response bodies of the API, defined once;
 //! - [`protocol`]: the HTTP API between daemons: bearer token, body limits, timeouts, one
 //!   typed client;
 //! - [`runner`]: runs checks, notifications and event handlers as real processes (shared by
@@ -12,6 +13,7 @@
 //! The daemons themselves, their HTTP API and `shinken run` are built on these.
 
 pub mod arbiter;
+pub mod messages;
 pub mod protocol;
 pub mod runner;
 pub mod scheduler;

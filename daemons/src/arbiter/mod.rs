@@ -1,7 +1,9 @@
 //! The arbiter's decision logic, pure: what parts a configuration is cut into.
 //!
+//! - [`part_cfg`]: the cfg text of one part, as sent to its scheduler;
 //! - [`parts`]: linked hosts kept together, packs spread over a realm's schedulers by weight.
 
+pub mod part_cfg;
 pub mod parts;
 
 use shinken_config::Config;

@@ -5,9 +5,12 @@
 //!   [`ItemState`] is what the scheduler and retention keep per item, [`apply_result`] consumes
 //!   one check result and returns a [`Transition`] saying what to log (alert line), notify
 //!   (PROBLEM/RECOVERY), run (event handler) or cancel;
+//! - [`engine`]: one configuration part scheduled: items, due checks, checks out, results,
+//!   orphans, freshness and broks;
 //! - [`schedule`]: when the next active check runs (§3.3, [`next_check_time`]) and whether a
 //!   passive-only item's results are stale (§3.4, [`is_stale`]).
 
+pub mod engine;
 pub mod schedule;
 pub mod state;
 

@@ -2,6 +2,8 @@
 //!
 //! The major components are:
 //! - [`arbiter`]: the arbiter's decisions, pure: cutting a configuration into parts;
+//! - [`daemon`]: what every daemon does alike: arguments, own definition, token, logging,
+//!   common endpoints, graceful stop;
 //! - [`messages`]: the request and response bodies of the API, defined once;
 //! - [`protocol`]: the HTTP API between daemons: bearer token, body limits, timeouts, one
 //!   typed client;
@@ -13,6 +15,7 @@
 //! The daemons themselves, their HTTP API and `shinken run` are built on these.
 
 pub mod arbiter;
+pub mod daemon;
 pub mod messages;
 pub mod protocol;
 pub mod runner;

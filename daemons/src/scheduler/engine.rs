@@ -8,7 +8,7 @@
 //! [`Engine::tick`] about once a second (orphaned checks, freshness, internal checks).
 
 use super::schedule::{FreshnessInput, ScheduleInput, is_stale, next_check_time, stale_log_line};
-use super::state::{CheckResult, CheckType, EventCounters, ItemKind, ItemState, State, StateOptions, StateType, apply_result};
+use super::state::{CheckResult, CheckType, EventCounters, ItemKind, ItemState, StateOptions, apply_result};
 use crate::messages::{Brok, GetChecks, ItemStatus, Job, JobResult, JobStatus, SchedulerStatus};
 use shinken_config::Config;
 use shinken_config::commandline::CommandContext;
@@ -146,10 +146,22 @@ pub struct Engine {
 }
 
 /// A due time with a total order (f64 is not `Ord`).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy)]
 struct Due(f64);
 
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
 impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Ord for Due {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
@@ -870,6 +882,7 @@ fn item_from(kind: ItemKind, obj: u32, host: u32, o: &Object) -> Item {
 mod tests {
     use super::*;
     use crate::messages::JobStatus;
+    use crate::scheduler::state::{State, StateType};
 
     const CFG: &str = "
 interval_length=1

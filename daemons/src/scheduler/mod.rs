@@ -10,6 +10,7 @@
 //! - [`schedule`]: when the next active check runs (§3.3, [`next_check_time`]) and whether a
 //!   passive-only item's results are stale (§3.4, [`is_stale`]).
 
+pub mod daemon;
 pub mod engine;
 pub mod schedule;
 pub mod state;

@@ -9,6 +9,7 @@
 //!   typed client;
 //! - [`runner`]: runs checks, notifications and event handlers as real processes (shared by
 //!   the poller and the reactionner): process groups, timeouts, output capture and parsing;
+//! - [`satellite`]: the poller, reactionner, broker and receiver daemons;
 //! - [`scheduler`]: the scheduler's decision logic, pure (time is an input): the soft/hard
 //!   state machine and when the next check runs.
 //!
@@ -19,4 +20,5 @@ pub mod daemon;
 pub mod messages;
 pub mod protocol;
 pub mod runner;
+pub mod satellite;
 pub mod scheduler;

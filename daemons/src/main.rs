@@ -6,6 +6,7 @@ mod check_config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use shinken::daemon::{self, Args};
+use shinken_config::daemons::Role;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: shinken <command> [args]
@@ -35,6 +36,11 @@ fn main() -> ExitCode {
     match command {
         "check-config" => check_config::run(&args[1..]),
         "scheduler" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::scheduler::daemon::run(&a).await })),
+        "arbiter" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::arbiter::daemon::run(&a).await })),
+        "poller" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Poller, &a).await })),
+        "reactionner" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Reactionner, &a).await })),
+        "broker" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Broker, &a).await })),
+        "receiver" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Receiver, &a).await })),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -170,6 +170,10 @@ pub struct ItemStatus {
     /// Unix seconds, or null when never checked.
     pub last_check: Option<f64>,
     pub output: String,
+    #[serde(default)]
+    pub long_output: String,
+    #[serde(default)]
+    pub perf_data: String,
     pub acknowledged: bool,
     pub in_downtime: bool,
     pub scheduler: String,
@@ -244,6 +248,8 @@ mod tests {
             max_check_attempts: 3,
             last_check: None,
             output: String::new(),
+            long_output: String::new(),
+            perf_data: String::new(),
             acknowledged: false,
             in_downtime: false,
             scheduler: "s".into(),

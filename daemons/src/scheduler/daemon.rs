@@ -113,15 +113,16 @@ impl Scheduler {
 
     fn metrics(&self) -> String {
         let guard = self.lock();
-        let (hosts, services, in_flight, epoch) = guard
+        let (hosts, services, in_flight, epoch, results) = guard
             .as_ref()
-            .map(|e| (e.host_count(), e.service_count(), e.in_flight(), e.epoch))
+            .map(|e| (e.host_count(), e.service_count(), e.in_flight(), e.epoch, e.results_total()))
             .unwrap_or_default();
         format!(
             "# TYPE shinken_scheduler_hosts gauge\nshinken_scheduler_hosts {hosts}\n\
              # TYPE shinken_scheduler_services gauge\nshinken_scheduler_services {services}\n\
              # TYPE shinken_scheduler_checks_in_flight gauge\nshinken_scheduler_checks_in_flight {in_flight}\n\
-             # TYPE shinken_scheduler_epoch gauge\nshinken_scheduler_epoch {epoch}\n"
+             # TYPE shinken_scheduler_epoch gauge\nshinken_scheduler_epoch {epoch}\n\
+             # TYPE shinken_scheduler_results_total counter\nshinken_scheduler_results_total {results}\n"
         )
     }
 }

@@ -143,6 +143,8 @@ pub struct Engine {
     rng: u64,
     /// Seconds between freshness checks (Shinken: every 10 ticks).
     last_freshness: f64,
+    /// Results consumed since the engine was built (checks done, for metrics and benchmarks).
+    results_total: u64,
 }
 
 /// A due time with a total order (f64 is not `Ord`).
@@ -217,6 +219,7 @@ impl Engine {
             next_brok_id: 1,
             rng: seed | 1,
             last_freshness: now,
+            results_total: 0,
         };
         if let Some(prev) = previous {
             engine.carry_over(prev);
@@ -231,6 +234,7 @@ impl Engine {
     fn carry_over(&mut self, prev: &Engine) {
         self.counters = prev.counters;
         self.next_check_id = prev.next_check_id;
+        self.results_total = prev.results_total;
         for it in self.items.iter_mut() {
             let old = match it.kind {
                 ItemKind::Host => {
@@ -277,6 +281,11 @@ impl Engine {
     /// Checks handed out and not back yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Results consumed so far (kept across a new part).
+    pub fn results_total(&self) -> u64 {
+        self.results_total
     }
 
     fn rand01(&mut self) -> f64 {
@@ -541,6 +550,7 @@ impl Engine {
         if transition.ignored {
             return;
         }
+        self.results_total += 1;
         if result.passive {
             it.state.check_type = CheckType::Passive;
         }
@@ -733,6 +743,8 @@ impl Engine {
             max_check_attempts: s.max_check_attempts,
             last_check: s.has_been_checked.then_some(s.last_check),
             output: s.output.clone(),
+            long_output: s.long_output.clone(),
+            perf_data: s.perf_data.clone(),
             acknowledged: s.problem_has_been_acknowledged,
             in_downtime: false,
             scheduler: self.scheduler_name.clone(),

@@ -1,0 +1,16 @@
+//! The reactionner: the poller's loop asking for notifications and event handlers instead of
+//! checks (`get_checks` with `do_actions=true`, `do_checks=false`; semantics reference, 5.3).
+//!
+//! It shares everything else with the poller ([`super::poller::Worker`]): the runner, the
+//! per-scheduler loops, the results going home to the scheduler that handed the action out.
+//! Schedulers do not hand notifications and event handlers out yet; the path is real already.
+
+use super::poller::{Mode, Worker};
+use crate::protocol::Token;
+use shinken_config::daemons::Role;
+use std::sync::Arc;
+
+/// A reactionner named `me`.
+pub fn new(me: String, token: Token) -> Arc<Worker> {
+    Worker::new(me, Role::Reactionner, Mode::Actions, token)
+}

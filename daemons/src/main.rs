@@ -21,6 +21,13 @@ daemons (each waits for an arbiter to give it work, except the arbiter):
       log level (error, warn, info, debug).
 
 tools:
+  run PATH [--token-file F]
+      Start every daemon of the configuration at PATH as a child process (token file created
+      when absent); SIGINT or SIGTERM stops them all. Exit 1 on configuration errors or a busy
+      port (nothing started), or when every daemon has exited.
+  status PATH [--format text|json] [--token-file F]
+      Daemons (from an arbiter), hosts and services (from every scheduler). Exit 0 when an
+      arbiter answered, 1 when none did, 2 on bad arguments or an unreadable configuration.
   check-config PATH [--format text|json] [--timings]
       Load the configuration at PATH (a main cfg file, or a directory holding shinken.cfg or
       nagios.cfg), print object counts as `nagios4 -v` does, then warnings and errors.
@@ -35,6 +42,8 @@ fn main() -> ExitCode {
     };
     match command {
         "check-config" => check_config::run(&args[1..]),
+        "run" => shinken::cluster::run(&args[1..]),
+        "status" => shinken::status::run(&args[1..]),
         "scheduler" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::scheduler::daemon::run(&a).await })),
         "arbiter" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::arbiter::daemon::run(&a).await })),
         "poller" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Poller, &a).await })),

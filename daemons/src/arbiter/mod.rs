@@ -1,8 +1,15 @@
-//! The arbiter's decision logic, pure: what parts a configuration is cut into.
+//! The arbiter: what parts a configuration is cut into, who runs them, and the daemon that
+//! makes it so.
 //!
 //! - [`part_cfg`]: the cfg text of one part, as sent to its scheduler;
-//! - [`parts`]: linked hosts kept together, packs spread over a realm's schedulers by weight.
+//! - [`parts`]: linked hosts kept together, packs spread over a realm's schedulers by weight;
+//! - [`dispatch`]: the dispatcher's decisions, pure (time is an input): liveness from probes,
+//!   which scheduler runs which part with which epoch, which satellites serve it, who must idle;
+//! - [`daemon`]: `shinken arbiter`: loads and cuts the configuration, probes every daemon, runs
+//!   the dispatcher's plan, and serves the arbiter's API (status, reload, daemon down).
 
+pub mod daemon;
+pub mod dispatch;
 pub mod part_cfg;
 pub mod parts;
 

@@ -60,6 +60,50 @@ pub enum Action {
     WaitNewConf { daemon: String },
 }
 
+/// A part moved on purpose by [`Dispatcher::switchover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switchover {
+    pub part: u32,
+    pub realm: String,
+    pub from: String,
+    pub to: String,
+    pub epoch: u64,
+}
+
+impl Switchover {
+    /// The calls to make, in order: the old holder stops (it saves its retention), then the
+    /// new one gets the part.
+    pub fn actions(&self) -> [Action; 2] {
+        [
+            Action::WaitNewConf { daemon: self.from.clone() },
+            Action::SendSchedulerConf {
+                part: self.part,
+                scheduler: self.to.clone(),
+                epoch: self.epoch,
+            },
+        ]
+    }
+}
+
+/// Why a switchover is refused, by HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchoverError {
+    /// 400: the request itself is wrong.
+    BadRequest(String),
+    /// 404: a daemon named is unknown.
+    NotFound(String),
+    /// 409: the cluster's state forbids it now.
+    Conflict(String),
+}
+
+impl std::fmt::Display for SwitchoverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SwitchoverError::BadRequest(m) | SwitchoverError::NotFound(m) | SwitchoverError::Conflict(m) => f.write_str(m),
+        }
+    }
+}
+
 /// What the arbiter knows of one daemon.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonState {
@@ -97,6 +141,9 @@ pub struct PartState {
     preferred: Option<String>,
     /// "no alive scheduler" was logged for this unassigned part (logged once, not every pass).
     warned: bool,
+    /// Reports of this part with an epoch at or below this are not adopted: they belong to the
+    /// configuration before the last reload.
+    adopt_above: u64,
 }
 
 /// The dispatcher's state. See the module documentation.
@@ -161,6 +208,7 @@ impl Dispatcher {
                 pending: None,
                 preferred: Some(p.scheduler.clone()),
                 warned: false,
+                adopt_above: 0,
             })
             .collect();
         Dispatcher {
@@ -217,6 +265,9 @@ impl Dispatcher {
             next.serving.insert((realm.clone(), *role), kept);
         }
         next.last_epoch = self.last_epoch;
+        for p in &mut next.parts {
+            p.adopt_above = self.last_epoch;
+        }
         next.log = std::mem::take(&mut self.log);
         *self = next;
     }
@@ -262,6 +313,11 @@ impl Dispatcher {
     /// Whether every part is held by a scheduler.
     pub fn all_assigned(&self) -> bool {
         self.parts.iter().all(|p| p.scheduler.is_some())
+    }
+
+    /// Epochs given from now on are above `epoch` (the shared epoch counter, another arbiter's).
+    pub fn follow_epoch(&mut self, epoch: u64) {
+        self.last_epoch = self.last_epoch.max(epoch);
     }
 
     /// A new epoch: above every epoch given or seen, and at least the time in milliseconds.
@@ -361,6 +417,7 @@ impl Dispatcher {
     /// The calls to make now. Parts sent are pending until [`Dispatcher::dispatch_result`].
     pub fn plan(&mut self, now: f64) -> Vec<Action> {
         let mut actions = Vec::new();
+        self.adopt();
 
         // Parts whose scheduler died, or that a reachable scheduler no longer reports.
         let mut resend: Vec<(usize, String)> = Vec::new();
@@ -494,7 +551,16 @@ impl Dispatcher {
                 .filter(|&i| self.daemons[i].def.role == role && self.daemons[i].def.realm == realm)
                 .collect();
             let must_have = members.iter().filter(|&&i| !self.daemons[i].def.spare).count();
-            let mut serving: Vec<String> = self.serving.get(&key).cloned().unwrap_or_default();
+            // The first time (a new arbiter, or one that just took the lead): the satellites in
+            // force are those that answered holding links; they keep serving (no reshuffle).
+            let mut serving: Vec<String> = self.serving.get(&key).cloned().unwrap_or_else(|| {
+                members
+                    .iter()
+                    .map(|&i| &self.daemons[i])
+                    .filter(|d| d.alive && d.reachable && !d.managed.is_empty())
+                    .map(|d| d.def.name.clone())
+                    .collect()
+            });
             serving.retain(|n| self.daemon(n).is_some_and(|d| d.alive));
             let mut spare_candidates: Vec<(bool, bool, usize)> = members
                 .iter()
@@ -635,6 +701,123 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// The assignments in force: a part that an alive, reachable scheduler of its realm reports
+    /// with an epoch above the one this dispatcher knows (and above the last reload) is
+    /// assigned to it, with that epoch, without sending anything. This is how an arbiter that
+    /// starts or takes the lead keeps the parts where they run (no re-dispatch from scratch),
+    /// and how two arbiters that lead at once stop fighting: the highest epoch wins, and both
+    /// tell any other holder to idle.
+    fn adopt(&mut self) {
+        for pi in 0..self.parts.len() {
+            let p = &self.parts[pi];
+            if p.pending.is_some() {
+                continue;
+            }
+            let floor = p.epoch.max(p.adopt_above);
+            let best = self
+                .daemons
+                .iter()
+                .filter(|d| d.def.role == Role::Scheduler && d.def.realm == p.realm && d.alive && d.reachable)
+                .filter_map(|d| d.managed.get(&p.id).map(|&e| (e, d.def.name.clone())))
+                .filter(|(e, _)| *e > floor)
+                .max();
+            let Some((epoch, name)) = best else { continue };
+            let (id, realm) = (p.id, p.realm.clone());
+            let before = p.scheduler.clone();
+            let p = &mut self.parts[pi];
+            p.scheduler = Some(name.clone());
+            p.epoch = epoch;
+            p.warned = false;
+            self.last_epoch = self.last_epoch.max(epoch);
+            match before {
+                None => self.info(format!(
+                    "[{realm}] Configuration {id} runs on scheduler {name} (epoch {epoch}): adopted, not dispatched again"
+                )),
+                Some(b) if b == name => self.info(format!(
+                    "[{realm}] Scheduler {name} runs configuration {id} with the newer epoch {epoch}: followed"
+                )),
+                Some(b) => self.info(format!(
+                    "[{realm}] Configuration {id} was moved from scheduler {b} to scheduler {name} (epoch {epoch}) by another arbiter: adopted"
+                )),
+            }
+            if self.all_assigned() && !self.all_dispatched {
+                self.all_dispatched = true;
+                self.info("OK, all schedulers configurations are dispatched :)".to_string());
+            }
+        }
+    }
+
+    /// `POST /v1/switchover`: the part that scheduler `daemon` holds goes to scheduler `to` (same
+    /// realm, alive, reachable, holding nothing) with a new epoch. The part is in flight to `to`
+    /// when this returns: the caller tells `daemon` to wait a new conf, then sends the part
+    /// ([`Switchover::actions`], in that order) and reports both outcomes with
+    /// [`Dispatcher::dispatch_result`]. If the send fails, the part stays assigned to `daemon`,
+    /// which no longer runs it: the next pass sends it there again with a new epoch.
+    pub fn switchover(&mut self, daemon: &str, to: &str, now: f64) -> Result<Switchover, SwitchoverError> {
+        use SwitchoverError::*;
+        if daemon.is_empty() || to.is_empty() {
+            return Err(BadRequest(
+                "both \"daemon\" (the scheduler holding the part) and \"to\" are required".into(),
+            ));
+        }
+        if daemon == to {
+            return Err(BadRequest(format!("{daemon} already holds its part: nothing to move")));
+        }
+        let scheduler = |who: &str| -> Result<&DaemonState, SwitchoverError> {
+            let d = self
+                .daemon(who)
+                .ok_or_else(|| NotFound(format!("no scheduler or satellite named '{who}'")))?;
+            if d.def.role != Role::Scheduler {
+                return Err(BadRequest(format!(
+                    "{who} is a {}: a switchover moves a scheduler's part (satellites follow the parts)",
+                    d.def.role.name()
+                )));
+            }
+            Ok(d)
+        };
+        scheduler(daemon)?;
+        let target = scheduler(to)?;
+        let (t_realm, t_alive, t_reachable) = (target.def.realm.clone(), target.alive, target.reachable);
+        let Some(pi) = self
+            .parts
+            .iter()
+            .position(|p| p.scheduler.as_deref() == Some(daemon) && p.pending.is_none())
+        else {
+            if let Some(p) = self.parts.iter().find(|p| p.pending.as_ref().is_some_and(|(s, _)| s == daemon)) {
+                return Err(Conflict(format!("a dispatch of part {} to {daemon} is in flight; try again", p.id)));
+            }
+            return Err(Conflict(format!("{daemon} holds no part")));
+        };
+        let (id, realm) = (self.parts[pi].id, self.parts[pi].realm.clone());
+        if t_realm != realm {
+            return Err(Conflict(format!("{to} is in realm {t_realm}, part {id} belongs to realm {realm}")));
+        }
+        if !t_alive || !t_reachable {
+            let state = if t_alive { "not reachable (its last probe failed)" } else { "dead" };
+            return Err(Conflict(format!("{to} is {state}")));
+        }
+        if let Some(p) = self
+            .parts
+            .iter()
+            .find(|p| p.scheduler.as_deref() == Some(to) || p.pending.as_ref().is_some_and(|(s, _)| s == to))
+        {
+            return Err(Conflict(format!("{to} already holds part {}", p.id)));
+        }
+        self.info(format!("Switchover of part {id} from {daemon} to {to} requested"));
+        let epoch = self.next_epoch(now);
+        let p = &mut self.parts[pi];
+        p.pending = Some((to.to_string(), epoch));
+        p.preferred = Some(to.to_string());
+        self.info(format!("[{realm}] Trying to send conf {id} to scheduler {to}"));
+        Ok(Switchover {
+            part: id,
+            realm,
+            from: daemon.to_string(),
+            to: to.to_string(),
+            epoch,
+        })
     }
 
     /// Every scheduler and satellite as `GET /v1/status` shows it.
@@ -1168,5 +1351,205 @@ define host {
         d.record_probe("scheduler-spare", Ok(Managed::from([(0, huge)])), T0 + 60.0);
         assert_eq!(d.last_epoch(), huge);
         assert!(d.next_epoch(T0) > huge);
+    }
+
+    /// A cluster as another arbiter left it: part 0 on `holder` with `epoch`, the satellites
+    /// linked to it.
+    fn running_world(d: &Dispatcher, holder: &str, epoch: u64) -> World {
+        let mut w = World::default();
+        w.holds.insert(holder.to_string(), Managed::from([(0, epoch)]));
+        for s in d.daemons() {
+            if is_satellite(s.def.role) && !s.def.spare {
+                w.holds.insert(s.def.name.clone(), Managed::from([(0, epoch)]));
+            }
+        }
+        w
+    }
+
+    #[test]
+    fn an_arbiter_taking_over_a_running_cluster_dispatches_nothing() {
+        let cfg = course4();
+        // The master arbiter had moved part 0 to the spare scheduler; the master scheduler is
+        // back, idle. A new arbiter (a spare taking the lead, or the master restarting) adopts.
+        let mut d = Dispatcher::new("arbiter-spare", &cfg.topology, &crate::arbiter::cut_config(&cfg).unwrap());
+        let e0 = (T0 * 1000.0) as u64 - 5000;
+        let mut w = running_world(&d, "scheduler-spare", e0);
+        for t in [0.0, 1.0, 2.0, 61.0] {
+            let actions = step(&mut d, &mut w, T0 + t);
+            assert!(actions.is_empty(), "at +{t}: {actions:?}");
+        }
+        assert_eq!(
+            holder(&d, 0).unwrap(),
+            ("scheduler-spare".to_string(), e0),
+            "same holder, same epoch"
+        );
+        let log = log_text(&mut d);
+        assert!(
+            log.contains("[All] Configuration 0 runs on scheduler scheduler-spare (epoch"),
+            "{log}"
+        );
+        assert!(!log.contains("Begin to dispatch"), "{log}");
+        // New epochs start above the adopted one.
+        assert!(d.next_epoch(T0 - 10_000.0) > e0);
+    }
+
+    #[test]
+    fn adoption_keeps_the_highest_epoch_and_idles_the_stale_holder() {
+        let cfg = course4();
+        let mut d = dispatcher(&cfg);
+        let mut w = running_world(&d, "scheduler-spare", 200);
+        // A stale holder (it missed its wait_new_conf): lower epoch.
+        w.holds.insert("scheduler-master".into(), Managed::from([(0, 100)]));
+        let actions = step(&mut d, &mut w, T0);
+        assert_eq!(
+            actions,
+            vec![Action::WaitNewConf {
+                daemon: "scheduler-master".into()
+            }]
+        );
+        assert_eq!(holder(&d, 0).unwrap(), ("scheduler-spare".to_string(), 200));
+        assert!(step(&mut d, &mut w, T0 + 1.0).is_empty());
+    }
+
+    #[test]
+    fn a_part_held_by_an_unreachable_scheduler_is_dispatched_at_takeover() {
+        let cfg = course4();
+        let mut d = dispatcher(&cfg);
+        let mut w = running_world(&d, "scheduler-master", 100);
+        w.down.insert("scheduler-master".into());
+        // Its holder does not answer: the part goes to an alive scheduler, with a new epoch.
+        let actions = step(&mut d, &mut w, T0);
+        assert_eq!(sched_sends(&actions), vec![(0, "scheduler-spare".to_string())]);
+        let (_, e) = holder(&d, 0).unwrap();
+        assert!(e > 100);
+        // The old holder answers again with its stale part: told to idle, no fail-back (the
+        // satellites follow the new holder in the same pass).
+        w.down.clear();
+        let actions = step(&mut d, &mut w, T0 + 60.0);
+        assert!(sched_sends(&actions).is_empty(), "{actions:?}");
+        assert!(actions.contains(&Action::WaitNewConf {
+            daemon: "scheduler-master".into()
+        }));
+        assert_eq!(holder(&d, 0).unwrap(), ("scheduler-spare".to_string(), e));
+    }
+
+    #[test]
+    fn two_leading_arbiters_converge_on_the_highest_epoch() {
+        let cfg = course4();
+        let mut a = dispatcher(&cfg);
+        let mut b = Dispatcher::new("arbiter-spare", &cfg.topology, &crate::arbiter::cut_config(&cfg).unwrap());
+        let mut w = World::default();
+        step(&mut a, &mut w, T0);
+        step(&mut a, &mut w, T0 + 1.0);
+        step(&mut b, &mut w, T0 + 1.5);
+        let (_, e1) = holder(&a, 0).unwrap();
+        assert_eq!(holder(&b, 0).unwrap(), ("scheduler-master".to_string(), e1));
+        // A moves the part (the operator said scheduler-master is gone, for A only).
+        a.mark_dead("scheduler-master", "pod deleted").unwrap();
+        w.down.insert("scheduler-master".into());
+        step(&mut a, &mut w, T0 + 2.0);
+        w.down.clear();
+        let (_, e2) = holder(&a, 0).unwrap();
+        assert!(e2 > e1);
+        // B sees the move at its next probes: it adopts it, sends no part and idles the old
+        // holder if it still runs the part; then neither arbiter sends anything.
+        w.holds.insert("scheduler-master".into(), Managed::from([(0, e1)]));
+        let actions = step(&mut b, &mut w, T0 + 61.5);
+        assert!(sched_sends(&actions).is_empty(), "{actions:?}");
+        assert!(actions.contains(&Action::WaitNewConf {
+            daemon: "scheduler-master".into()
+        }));
+        assert_eq!(holder(&b, 0).unwrap(), ("scheduler-spare".to_string(), e2));
+        assert!(log_text(&mut b).contains("was moved from scheduler scheduler-master to scheduler scheduler-spare"));
+        step(&mut a, &mut w, T0 + 62.0);
+        for t in [63.0, 122.0] {
+            assert!(sched_sends(&step(&mut a, &mut w, T0 + t)).is_empty());
+            assert!(sched_sends(&step(&mut b, &mut w, T0 + t)).is_empty());
+        }
+        assert_eq!(holder(&a, 0), holder(&b, 0));
+    }
+
+    #[test]
+    fn a_reload_does_not_adopt_the_old_epochs() {
+        let cfg = course4();
+        let mut d = dispatcher(&cfg);
+        let mut w = running_world(&d, "scheduler-master", 100);
+        assert!(sched_sends(&step(&mut d, &mut w, T0)).is_empty());
+        d.reload(&cfg.topology, &crate::arbiter::cut_config(&cfg).unwrap());
+        let actions = step(&mut d, &mut w, T0 + 1.0);
+        assert_eq!(sched_sends(&actions), vec![(0, "scheduler-master".to_string())]);
+    }
+
+    #[test]
+    fn switchover_moves_a_part_on_purpose() {
+        let cfg = from_text(TWO_REALMS);
+        let mut d = dispatcher(&cfg);
+        let mut w = World::default();
+        step(&mut d, &mut w, T0);
+        step(&mut d, &mut w, T0 + 1.0);
+        let (_, e1) = holder(&d, 0).unwrap();
+        use SwitchoverError::*;
+        let err = |d: &mut Dispatcher, a: &str, b: &str| d.switchover(a, b, T0 + 2.0).unwrap_err();
+        assert!(matches!(err(&mut d, "", "s-all-spare"), BadRequest(_)));
+        assert!(matches!(err(&mut d, "s-all", "s-all"), BadRequest(_)));
+        assert!(matches!(err(&mut d, "nobody", "s-all-spare"), NotFound(_)));
+        assert!(matches!(err(&mut d, "s-all", "nobody"), NotFound(_)));
+        let e = err(&mut d, "p-all", "s-all-spare");
+        assert!(matches!(&e, BadRequest(m) if m.contains("p-all is a poller")), "{e}");
+        assert!(matches!(err(&mut d, "s-all", "p-all"), BadRequest(_)));
+        let e = err(&mut d, "s-all-spare", "s-all");
+        assert!(matches!(&e, Conflict(m) if m == "s-all-spare holds no part"), "{e}");
+        let e = err(&mut d, "s-all", "s-eu-spare");
+        assert!(matches!(&e, Conflict(m) if m.contains("realm Europe")), "{e}");
+        let e = err(&mut d, "s-all", "s-eu");
+        assert!(matches!(&e, Conflict(_)), "{e}");
+        // A dead target is refused.
+        d.mark_dead("s-all-spare", "test").unwrap();
+        let e = err(&mut d, "s-all", "s-all-spare");
+        assert!(matches!(&e, Conflict(m) if m.contains("dead")), "{e}");
+        w.down.clear();
+        step(&mut d, &mut w, T0 + 61.0); // probed again: alive
+        d.take_log();
+
+        let sw = d.switchover("s-all", "s-all-spare", T0 + 62.0).unwrap();
+        assert_eq!((sw.part, sw.from.as_str(), sw.to.as_str()), (0, "s-all", "s-all-spare"));
+        assert!(sw.epoch > e1);
+        assert!(log_text(&mut d).contains("Switchover of part 0 from s-all to s-all-spare requested"));
+        // In flight: a second request is refused, the pass leaves it alone.
+        assert!(matches!(err(&mut d, "s-all", "s-all-spare"), Conflict(_)));
+        assert!(sched_sends(&d.plan(T0 + 62.1)).is_empty());
+        let [stop, send] = sw.actions();
+        assert_eq!(stop, Action::WaitNewConf { daemon: "s-all".into() });
+        w.holds.remove("s-all");
+        d.dispatch_result(&stop, Ok(()));
+        w.holds.insert("s-all-spare".into(), Managed::from([(0, sw.epoch)]));
+        d.dispatch_result(&send, Ok(()));
+        assert_eq!(holder(&d, 0).unwrap(), ("s-all-spare".to_string(), sw.epoch));
+        // The satellites of the realm follow; the old holder stays idle.
+        let confs = sat_confs(&step(&mut d, &mut w, T0 + 63.0));
+        assert_eq!(confs["p-all"].schedulers[0].name, "s-all-spare");
+        assert!(!confs.contains_key("p-eu"));
+        for t in [64.0, 121.0] {
+            assert!(step(&mut d, &mut w, T0 + t).is_empty());
+        }
+        assert_eq!(holder(&d, 0).unwrap(), ("s-all-spare".to_string(), sw.epoch));
+    }
+
+    #[test]
+    fn a_failed_switchover_send_leaves_the_part_with_its_holder() {
+        let cfg = course4();
+        let mut d = dispatcher(&cfg);
+        let mut w = World::default();
+        step(&mut d, &mut w, T0);
+        let sw = d.switchover("scheduler-master", "scheduler-spare", T0 + 1.0).unwrap();
+        let [stop, send] = sw.actions();
+        w.holds.remove("scheduler-master");
+        d.dispatch_result(&stop, Ok(()));
+        d.dispatch_result(&send, Err("connection refused".into()));
+        assert_eq!(holder(&d, 0).unwrap().0, "scheduler-master");
+        // The next pass sees it does not run it: sent again, with a new epoch.
+        let actions = step(&mut d, &mut w, T0 + 60.0);
+        assert_eq!(sched_sends(&actions), vec![(0, "scheduler-master".to_string())]);
+        assert!(holder(&d, 0).unwrap().1 > sw.epoch);
     }
 }

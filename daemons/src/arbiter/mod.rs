@@ -5,13 +5,23 @@
 //! - [`parts`]: linked hosts kept together, packs spread over a realm's schedulers by weight;
 //! - [`dispatch`]: the dispatcher's decisions, pure (time is an input): liveness from probes,
 //!   which scheduler runs which part with which epoch, which satellites serve it, who must idle;
+//! - [`ha`]: arbiter high availability, pure: the spare's wait for the master's death, what an
+//!   arbiter knows of the others;
+//! - [`epoch`]: where the epoch counter lives ([`epoch::EpochStore`], in memory for now);
+//! - [`whole_cfg`]: the whole configuration as cfg text, what the master sends the spares;
+//! - [`wire`]: the bodies of the arbiter-to-arbiter calls and of the switchover command;
 //! - [`daemon`]: `shinken arbiter`: loads and cuts the configuration, probes every daemon, runs
-//!   the dispatcher's plan, and serves the arbiter's API (status, reload, daemon down).
+//!   the dispatcher's plan, heartbeats the other arbiters or waits for the master's death, and
+//!   serves the arbiter's API (status, reload, daemon down, switchover).
 
 pub mod daemon;
 pub mod dispatch;
+pub mod epoch;
+pub mod ha;
 pub mod part_cfg;
 pub mod parts;
+pub mod whole_cfg;
+pub mod wire;
 
 use shinken_config::Config;
 use shinken_config::daemons::Role;

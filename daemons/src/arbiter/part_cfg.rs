@@ -13,15 +13,8 @@ use shinken_config::output::{write_cfg, write_params};
 use shinken_config::schema::Kind;
 use std::collections::HashSet;
 
-/// Types copied whole into every part.
-const GLOBAL: [Kind; 6] = [
-    Kind::Command,
-    Kind::TimePeriod,
-    Kind::Contact,
-    Kind::ContactGroup,
-    Kind::NotificationWay,
-    Kind::Escalation,
-];
+/// Types copied whole into every part (contacts and notification ways too, see below).
+const GLOBAL: [Kind; 4] = [Kind::Command, Kind::TimePeriod, Kind::ContactGroup, Kind::Escalation];
 
 /// The cfg text of `part` (whose host indices refer to `cfg`'s hosts).
 pub fn part_cfg(cfg: &Config, part: &Part) -> String {
@@ -39,6 +32,9 @@ pub fn part_cfg(cfg: &Config, part: &Part) -> String {
         .flat_map(|k| cfg.objects(*k))
         .filter(|o| !(o.kind == Kind::Command && o.name().is_some_and(|n| shinken_config::load::BUILTIN_COMMANDS.contains(&n))));
     write_cfg(&mut out, globals);
+    // Without the contacts' inner notification ways, which the reader makes again.
+    write_cfg(&mut out, super::whole_cfg::contacts(cfg).iter());
+    write_cfg(&mut out, super::whole_cfg::notification_ways(cfg));
     write_cfg(&mut out, hosts.iter().copied());
     write_cfg(&mut out, cfg.objects(Kind::Service).iter().filter(|s| in_part(s)));
     for kind in [
@@ -103,6 +99,7 @@ mod tests {
             Kind::Contact,
             Kind::ContactGroup,
             Kind::HostGroup,
+            Kind::NotificationWay,
         ] {
             assert_eq!(back.count(kind), cfg.count(kind), "{}", kind.plural());
         }

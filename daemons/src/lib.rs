@@ -8,6 +8,8 @@
 //! - [`messages`]: the request and response bodies of the API, defined once;
 //! - [`protocol`]: the HTTP API between daemons: bearer token, body limits, timeouts, one
 //!   typed client;
+//! - [`retention`]: hosts' and services' states kept across restarts and failovers: a file or
+//!   MongoDB, written behind, fenced by epoch;
 //! - [`runner`]: runs checks, notifications and event handlers as real processes (shared by
 //!   the poller and the reactionner): process groups, timeouts, output capture and parsing;
 //! - [`satellite`]: the poller, reactionner, broker and receiver daemons;
@@ -22,6 +24,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod messages;
 pub mod protocol;
+pub mod retention;
 pub mod runner;
 pub mod satellite;
 pub mod scheduler;

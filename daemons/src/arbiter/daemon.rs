@@ -32,7 +32,7 @@
 //! `GET /v1/do_not_run`.
 
 use super::dispatch::{Action, Dispatcher, Level, Log, SwitchoverError, url_of};
-use super::epoch::{EpochStore, MemoryEpochStore};
+use super::epoch::{EpochStore, MemoryEpochStore, RetentionEpochStore};
 use super::ha::{self, Change, MasterWatch, PeerState};
 use super::parts::Part;
 use super::whole_cfg::{magic_hash, read_whole_cfg, whole_cfg};
@@ -837,10 +837,30 @@ pub async fn run(args: &Args) -> Result<(), String> {
     }
     info!("Configuration Loaded");
 
-    let epochs: Arc<dyn EpochStore> = Arc::new(MemoryEpochStore::default());
+    // The epoch counter lives in the retention store both arbiters read from the configuration.
+    let retention_module = crate::retention::arbiter_module(&prepared.topology);
+    let epochs: Arc<dyn EpochStore> =
+        match crate::retention::open(retention_module, &crate::retention::default_path(&prepared.main_file)).await {
+            Ok(store) => {
+                use crate::retention::RetentionStore;
+                info!("Epoch counter kept in {}", store.describe());
+                Arc::new(RetentionEpochStore::new(store, tokio::runtime::Handle::current()))
+            }
+            Err(e) => {
+                warn!("Cannot open the retention store for the epoch counter ({e}); keeping it in memory");
+                Arc::new(MemoryEpochStore::default())
+            }
+        };
     let started = Instant::now();
     let mut dispatcher = Dispatcher::new(&def.name, &prepared.topology, &prepared.parts);
-    dispatcher.follow_epoch(epochs.current().unwrap_or(0));
+    let reader = epochs.clone();
+    let stored = tokio::task::spawn_blocking(move || reader.current())
+        .await
+        .map_err(|e| e.to_string())?;
+    match stored {
+        Ok(epoch) => dispatcher.follow_epoch(epoch),
+        Err(e) => warn!("Cannot read the stored epoch counter: {e}"),
+    }
     let arbiter = Arc::new(Arbiter {
         name: def.name.clone(),
         spare: def.spare,

@@ -8,9 +8,11 @@
 //! store below keeps them growing across takeovers; a store both arbiters see (the retention
 //! store) closes the remaining gap (two arbiters whose clocks disagree).
 //!
-//! The seam for that shared store is [`EpochStore`]; [`MemoryEpochStore`] is used for now.
-//! Calls are made from the arbiter's loop on a blocking thread (`spawn_blocking`), never under
-//! the dispatcher's lock, so an implementation may do blocking network I/O.
+//! [`RetentionEpochStore`] keeps the counter in the retention store both arbiters read from the
+//! configuration (MongoDB, or a file beside the file retention); [`MemoryEpochStore`] is the
+//! fallback when that store cannot be opened. Calls are made from the arbiter's loop on a
+//! blocking thread (`spawn_blocking`), never under the dispatcher's lock, so an implementation
+//! may do blocking network I/O.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,6 +42,31 @@ impl EpochStore for MemoryEpochStore {
 
     fn bump(&self, at_least: u64) -> Result<u64, String> {
         Ok(self.0.fetch_max(at_least, Ordering::SeqCst).max(at_least))
+    }
+}
+
+/// The counter in the retention store (DESIGN, "Fencing": kept where both arbiters see it).
+pub struct RetentionEpochStore {
+    store: crate::retention::Store,
+    /// The runtime the store's futures run on; calls come from blocking threads.
+    handle: tokio::runtime::Handle,
+}
+
+impl RetentionEpochStore {
+    pub fn new(store: crate::retention::Store, handle: tokio::runtime::Handle) -> Self {
+        RetentionEpochStore { store, handle }
+    }
+}
+
+impl EpochStore for RetentionEpochStore {
+    fn current(&self) -> Result<u64, String> {
+        use crate::retention::RetentionStore;
+        self.handle.block_on(self.store.current_epoch()).map_err(|e| e.to_string())
+    }
+
+    fn bump(&self, at_least: u64) -> Result<u64, String> {
+        use crate::retention::RetentionStore;
+        self.handle.block_on(self.store.bump_epoch(at_least)).map_err(|e| e.to_string())
     }
 }
 

@@ -225,7 +225,8 @@ pub async fn run_until(role: Role, args: &Args, shutdown: impl Future<Output = (
     if !matches!(role, Role::Poller | Role::Reactionner | Role::Broker | Role::Receiver) {
         return Err(format!("a {} is not a satellite", role.name()));
     }
-    let (setup, _cfg) = daemon::setup(role, args)?;
+    // The configuration was read only to find this daemon's definition: not kept.
+    let (setup, _) = daemon::setup(role, args)?;
     if matches!(role, Role::Poller | Role::Reactionner) {
         poller::raise_open_files_limit();
     }

@@ -8,6 +8,7 @@
 //! [`Engine::tick`] about once a second (orphaned checks, freshness, internal checks).
 
 use super::schedule::{FreshnessInput, ScheduleInput, is_stale, next_check_time, stale_log_line};
+use super::state::modattr;
 use super::state::{CheckResult, CheckType, EventCounters, ItemKind, ItemState, StateOptions, apply_result};
 use crate::messages::{Brok, GetChecks, ItemStatus, Job, JobResult, JobStatus, SchedulerStatus};
 use shinken_config::Config;
@@ -145,6 +146,10 @@ pub struct Engine {
     last_freshness: f64,
     /// Results consumed since the engine was built (checks done, for metrics and benchmarks).
     results_total: u64,
+    /// Items whose state changed since retention last took them ([`Engine::changed_records`]):
+    /// indexes, each once, and the per-item flag that keeps them unique.
+    dirty: Vec<u32>,
+    dirty_mark: Vec<bool>,
 }
 
 /// A due time with a total order (f64 is not `Ord`).
@@ -220,7 +225,10 @@ impl Engine {
             rng: seed | 1,
             last_freshness: now,
             results_total: 0,
+            dirty: Vec::new(),
+            dirty_mark: Vec::new(),
         };
+        engine.dirty_mark = vec![false; engine.items.len()];
         if let Some(prev) = previous {
             engine.carry_over(prev);
         }
@@ -231,11 +239,12 @@ impl Engine {
     }
 
     /// Keeps the state of hosts and services present in both parts (by name).
-    fn carry_over(&mut self, prev: &Engine) {
+    fn carry_over(&mut self, prev: &Engine) -> Vec<u32> {
+        let mut carried = Vec::new();
         self.counters = prev.counters;
         self.next_check_id = prev.next_check_id;
         self.results_total = prev.results_total;
-        for it in self.items.iter_mut() {
+        for (i, it) in self.items.iter_mut().enumerate() {
             let old = match it.kind {
                 ItemKind::Host => {
                     let name = self.cfg.objects(Kind::Host)[it.obj as usize].name().unwrap_or_default();
@@ -258,8 +267,122 @@ impl Engine {
                 // A check that was out belongs to the old part: schedule afresh.
                 it.in_checking = false;
                 it.queued = false;
+                carried.push(i as u32);
             }
         }
+        carried
+    }
+
+    /// Takes over the states of the items `prev` also had (a new part on the same scheduler:
+    /// what is in memory is the freshest) and plans their checks again.
+    pub fn adopt(&mut self, prev: &Engine, now: f64) {
+        let carried = self.carry_over(prev);
+        for i in carried {
+            self.schedule(i, now, false);
+        }
+    }
+
+    /// Restores retained states (semantics §4.4): only the items of this part; the
+    /// configuration's `max_check_attempts` and `is_volatile` stay, attributes changed at run
+    /// time come back where their MODATTR bit is set; a restored next check in the future is
+    /// kept, one in the past is spread again. Event and problem counters are raised above the
+    /// restored ids. Returns the number of items restored.
+    pub fn restore(&mut self, records: &HashMap<String, crate::retention::Record>, now: f64) -> usize {
+        if records.is_empty() {
+            return 0;
+        }
+        let mut restored = 0;
+        for i in 0..self.items.len() as u32 {
+            let Some(r) = records.get(&self.item_key(i)) else { continue };
+            let it = &mut self.items[i as usize];
+            if r.state.kind != it.kind {
+                continue;
+            }
+            let max = it.state.max_check_attempts;
+            let volatile = it.state.is_volatile;
+            it.state = r.state.clone();
+            it.state.max_check_attempts = max;
+            it.state.is_volatile = volatile;
+            it.state.attempt = it.state.attempt.min(max);
+            let bits = it.state.modified_attributes;
+            if let Some(m) = it.state.modified.as_deref() {
+                let set = |bit: u64| bits & bit != 0;
+                if let Some(v) = m.active_checks_enabled.filter(|_| set(modattr::ACTIVE_CHECKS_ENABLED)) {
+                    it.active_checks_enabled = v;
+                }
+                if let Some(v) = m.passive_checks_enabled.filter(|_| set(modattr::PASSIVE_CHECKS_ENABLED)) {
+                    it.passive_checks_enabled = v;
+                }
+                if let Some(v) = m.check_interval.filter(|_| set(modattr::NORMAL_CHECK_INTERVAL)) {
+                    it.check_interval = v;
+                }
+                if let Some(v) = m.retry_interval.filter(|_| set(modattr::RETRY_CHECK_INTERVAL)) {
+                    it.retry_interval = v;
+                }
+                if let Some(v) = m.check_command.as_ref().filter(|_| set(modattr::CHECK_COMMAND)) {
+                    it.check_command = Some(v.clone());
+                }
+            }
+            let s = &it.state;
+            self.counters.event_id = self.counters.event_id.max(s.current_event_id).max(s.last_event_id);
+            self.counters.problem_id = self.counters.problem_id.max(s.current_problem_id).max(s.last_problem_id);
+            // The check planned from the initial state is replaced by the restored one.
+            it.queued = false;
+            it.in_checking = false;
+            self.schedule(i, now, false);
+            restored += 1;
+        }
+        restored
+    }
+
+    fn mark_dirty(&mut self, i: u32) {
+        if let Some(m) = self.dirty_mark.get_mut(i as usize)
+            && !*m
+        {
+            *m = true;
+            self.dirty.push(i);
+        }
+    }
+
+    /// The retention key of item `i` (`host` or `host/service`).
+    pub fn item_key(&self, i: u32) -> String {
+        match self.names(i) {
+            (h, None) => crate::retention::host_key(&h),
+            (h, Some(s)) => crate::retention::service_key(&h, &s),
+        }
+    }
+
+    /// The retention keys of every item of the part.
+    pub fn retention_keys(&self) -> Vec<String> {
+        (0..self.items.len() as u32).map(|i| self.item_key(i)).collect()
+    }
+
+    fn record(&self, i: u32, now: f64) -> crate::retention::Record {
+        crate::retention::Record {
+            key: self.item_key(i),
+            epoch: self.epoch,
+            state: self.items[i as usize].state.clone(),
+            saved_at: now,
+        }
+    }
+
+    /// The records of the items changed since the last call (each once), with this part's epoch.
+    pub fn changed_records(&mut self, now: f64) -> Vec<crate::retention::Record> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut out = Vec::with_capacity(dirty.len());
+        for i in dirty {
+            self.dirty_mark[i as usize] = false;
+            out.push(self.record(i, now));
+        }
+        out
+    }
+
+    /// The records of every item (a full save), with this part's epoch.
+    pub fn all_records(&mut self, now: f64) -> Vec<crate::retention::Record> {
+        for i in std::mem::take(&mut self.dirty) {
+            self.dirty_mark[i as usize] = false;
+        }
+        (0..self.items.len() as u32).map(|i| self.record(i, now)).collect()
     }
 
     pub fn config(&self) -> &Config {
@@ -558,6 +681,7 @@ impl Engine {
         let kind = it.kind;
         let host = it.host;
         let failed = !it.state.state.is_ok_up();
+        self.mark_dirty(i);
         let (host_name, desc) = self.names(i);
         if let Some(alert) = &transition.alert {
             let line = alert.format(&host_name, desc.as_deref().unwrap_or(""));

@@ -10,10 +10,12 @@
 //! Times are seconds since the epoch as `f64`; the fields Shinken stores as integers (`last_chk`,
 //! `last_time_*`, `last_hard_state_change`) are truncated the same way.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Host or service: the two kinds of scheduled items.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ItemKind {
     Host,
     Service,
@@ -38,7 +40,9 @@ impl ItemKind {
 }
 
 /// The state of a host or a service. PENDING (never checked) is shared by both kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Serialized as Shinken writes it ("OK", "DOWN", ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum State {
     Ok,
     Warning,
@@ -150,7 +154,8 @@ impl fmt::Display for State {
 }
 
 /// SOFT (still retrying) or HARD (confirmed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum StateType {
     Soft,
     Hard,
@@ -188,7 +193,8 @@ impl fmt::Display for StateType {
 }
 
 /// Where the last result came from (Shinken's `check_type`: 0 active, 1 passive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CheckType {
     #[default]
     Active,
@@ -205,7 +211,11 @@ impl CheckType {
 }
 
 /// Everything the scheduler and retention keep about the state of one host or service.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Serialized as is into the retention store (semantics §4.3); a key missing from a stored record
+/// (written by an older version) takes its default, as Shinken keeps the cfg value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ItemState {
     pub kind: ItemKind,
     pub state: State,
@@ -262,6 +272,167 @@ pub struct ItemState {
     pub execution_time: f64,
     /// The exit status after host remapping (`return_code`).
     pub return_code: u8,
+    /// The acknowledgement in force (`acknowledgement`), if any: who, why, how.
+    pub acknowledgement: Option<Box<Acknowledgement>>,
+    /// Scheduled downtimes attached to the item (`downtimes`).
+    pub downtimes: Vec<Downtime>,
+    /// Comments attached to the item (`comments`), downtime and acknowledgement ones included.
+    pub comments: Vec<Comment>,
+    /// Downtimes in effect (`scheduled_downtime_depth`); in a downtime when > 0.
+    pub scheduled_downtime_depth: u32,
+    /// Flexible downtimes waiting for a non-OK state to start (`pending_flex_downtime`).
+    pub pending_flex_downtime: u32,
+    /// `last_notification`: when the last notification went out (0: never).
+    pub last_notification: f64,
+    /// `current_notification_id`: the id of the last master notification raised.
+    pub current_notification_id: u64,
+    /// Contacts notified about the current problem (`notified_contacts`, by name).
+    pub notified_contacts: Vec<String>,
+    /// Notifications raised and not sent yet (`notifications_in_progress`), re-queued on restore.
+    pub pending_notifications: Vec<PendingNotification>,
+    /// Flapping: currently flapping (`is_flapping`).
+    pub is_flapping: bool,
+    /// The last state changes, oldest first, at most 20 (`flapping_changes`).
+    pub flapping_changes: Vec<bool>,
+    /// `percent_state_change` computed from `flapping_changes`.
+    pub percent_state_change: f64,
+    /// The comment id of the flapping comment, 0 when none (`flapping_comment_id`).
+    pub flapping_comment_id: u64,
+    /// A recovery notification is due when flapping stops (`check_flapping_recovery_notification`).
+    pub check_flapping_recovery_notification: bool,
+    /// `modified_attributes`: MODATTR bits of the attributes changed at run time (external
+    /// commands), whose values are in [`ItemState::modified`].
+    pub modified_attributes: u64,
+    /// The values of the attributes changed at run time; restored over the configuration only
+    /// where their MODATTR bit is set (Shinken 2.4).
+    pub modified: Option<Box<ModifiedAttributes>>,
+}
+
+impl Default for ItemState {
+    /// A PENDING service with one attempt: the base a partial retention record is read over.
+    fn default() -> Self {
+        ItemState::new(ItemKind::Service, 1)
+    }
+}
+
+/// An acknowledgement (`ACKNOWLEDGE_SVC_PROBLEM` and friends).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Acknowledgement {
+    pub author: String,
+    pub comment: String,
+    /// Unix seconds.
+    pub entry_time: f64,
+    /// Sticky (`acknowledgement_type` 2); mirrored by [`ItemState::acknowledgement_sticky`].
+    pub sticky: bool,
+    /// Notify contacts of the acknowledgement.
+    pub notify: bool,
+    /// The comment survives a restart.
+    pub persistent: bool,
+    /// 0: never expires.
+    pub end_time: f64,
+}
+
+/// A scheduled downtime of a host or service (`SCHEDULE_*_DOWNTIME`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Downtime {
+    pub id: u64,
+    pub entry_time: f64,
+    pub start_time: f64,
+    pub end_time: f64,
+    /// Fixed (from start to end) or flexible (lasting `duration` from the first problem).
+    pub fixed: bool,
+    /// Seconds, for flexible downtimes.
+    pub duration: f64,
+    /// The downtime that triggers this one, 0 when none.
+    pub trigger_id: u64,
+    pub author: String,
+    pub comment: String,
+    /// Started and not ended yet.
+    pub is_in_effect: bool,
+    pub has_been_triggered: bool,
+    pub can_be_deleted: bool,
+    /// The id of its automatic comment.
+    pub comment_id: u64,
+}
+
+/// A comment on a host or service (`ADD_*_COMMENT`, or made by a downtime, an acknowledgement,
+/// flapping).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Comment {
+    pub id: u64,
+    pub entry_time: f64,
+    pub author: String,
+    pub text: String,
+    pub persistent: bool,
+    /// Shinken's `entry_type`: 1 user, 2 downtime, 3 flapping, 4 acknowledgement.
+    pub entry_type: u8,
+    /// 0 internal, 1 external.
+    pub source: u8,
+    pub expires: bool,
+    pub expire_time: f64,
+}
+
+/// A notification raised and not sent yet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingNotification {
+    pub id: u64,
+    /// "PROBLEM", "RECOVERY", "ACKNOWLEDGEMENT", ...
+    pub kind: String,
+    /// When it is due (Unix seconds).
+    pub t_to_go: f64,
+    /// Its `notif_nb` (the number it carries).
+    pub number: u32,
+    /// The contact, for a per-contact notification; empty for a master notification.
+    pub contact: String,
+}
+
+/// Attributes changed at run time by external commands, with their MODATTR bits
+/// (`shinken/misc/common.py`): only the ones whose bit is set in `modified_attributes` are
+/// restored over the configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModifiedAttributes {
+    /// Bit 1.
+    pub notifications_enabled: Option<bool>,
+    /// Bit 2.
+    pub active_checks_enabled: Option<bool>,
+    /// Bit 4.
+    pub passive_checks_enabled: Option<bool>,
+    /// Bit 8.
+    pub event_handler_enabled: Option<bool>,
+    /// Bit 16.
+    pub flap_detection_enabled: Option<bool>,
+    /// Bit 64.
+    pub process_perf_data: Option<bool>,
+    /// Bit 128.
+    pub obsess: Option<bool>,
+    /// Bit 512.
+    pub check_command: Option<String>,
+    /// Bit 1024, interval units.
+    pub check_interval: Option<f64>,
+    /// Bit 2048, interval units.
+    pub retry_interval: Option<f64>,
+    /// Bit 4096.
+    pub max_check_attempts: Option<u32>,
+}
+
+/// MODATTR bits (`shinken/misc/common.py`).
+pub mod modattr {
+    pub const NOTIFICATIONS_ENABLED: u64 = 1;
+    pub const ACTIVE_CHECKS_ENABLED: u64 = 2;
+    pub const PASSIVE_CHECKS_ENABLED: u64 = 4;
+    pub const EVENT_HANDLER_ENABLED: u64 = 8;
+    pub const FLAP_DETECTION_ENABLED: u64 = 16;
+    pub const PERFORMANCE_DATA_ENABLED: u64 = 64;
+    pub const OBSESSIVE_HANDLER_ENABLED: u64 = 128;
+    pub const CHECK_COMMAND: u64 = 512;
+    pub const NORMAL_CHECK_INTERVAL: u64 = 1024;
+    pub const RETRY_CHECK_INTERVAL: u64 = 2048;
+    pub const MAX_CHECK_ATTEMPTS: u64 = 4096;
 }
 
 impl ItemState {
@@ -313,6 +484,22 @@ impl ItemState {
             latency: 0.0,
             execution_time: 0.0,
             return_code: 0,
+            acknowledgement: None,
+            downtimes: Vec::new(),
+            comments: Vec::new(),
+            scheduled_downtime_depth: 0,
+            pending_flex_downtime: 0,
+            last_notification: 0.0,
+            current_notification_id: 0,
+            notified_contacts: Vec::new(),
+            pending_notifications: Vec::new(),
+            is_flapping: false,
+            flapping_changes: Vec::new(),
+            percent_state_change: 0.0,
+            flapping_comment_id: 0,
+            check_flapping_recovery_notification: false,
+            modified_attributes: 0,
+            modified: None,
         }
     }
 
@@ -766,6 +953,7 @@ fn unacknowledge(item: &mut ItemState, t: &mut Transition) {
     if item.problem_has_been_acknowledged {
         item.problem_has_been_acknowledged = false;
         item.acknowledgement_sticky = false;
+        item.acknowledgement = None;
         t.acknowledgement_removed = true;
     }
 }

@@ -46,10 +46,18 @@ fn main() -> ExitCode {
         "status" => shinken::status::run(&args[1..]),
         "scheduler" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::scheduler::daemon::run(&a).await })),
         "arbiter" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::arbiter::daemon::run(&a).await })),
-        "poller" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Poller, &a).await })),
-        "reactionner" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Reactionner, &a).await })),
-        "broker" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Broker, &a).await })),
-        "receiver" => run_daemon(&args[1..], |a| Box::pin(async move { shinken::satellite::run(Role::Receiver, &a).await })),
+        "poller" => run_daemon(&args[1..], |a| {
+            Box::pin(async move { shinken::satellite::run(Role::Poller, &a).await })
+        }),
+        "reactionner" => run_daemon(&args[1..], |a| {
+            Box::pin(async move { shinken::satellite::run(Role::Reactionner, &a).await })
+        }),
+        "broker" => run_daemon(&args[1..], |a| {
+            Box::pin(async move { shinken::satellite::run(Role::Broker, &a).await })
+        }),
+        "receiver" => run_daemon(&args[1..], |a| {
+            Box::pin(async move { shinken::satellite::run(Role::Receiver, &a).await })
+        }),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -133,7 +133,14 @@ fn service<'a>(st: &'a SchedulerStatus, desc: &str) -> Option<&'a ItemStatus> {
 
 /// Waits (bounded) until `done` holds on the scheduler's status; panics with the last status and
 /// the cluster's log otherwise.
-fn wait_for(rt: &tokio::runtime::Runtime, client: &Client, dir: &Path, what: &str, secs: u64, done: impl Fn(&SchedulerStatus) -> bool) -> SchedulerStatus {
+fn wait_for(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    dir: &Path,
+    what: &str,
+    secs: u64,
+    done: impl Fn(&SchedulerStatus) -> bool,
+) -> SchedulerStatus {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut last = None;
     while Instant::now() < deadline {
@@ -162,7 +169,13 @@ fn states_timeouts_output_periods_recovery_and_reload() {
     let _cluster = start(&dir.0);
     let token = token(&dir.0);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let sched = Client::new(&format!("http://127.0.0.1:{}", ports[1]), token.clone(), Duration::from_secs(2), Duration::from_secs(10)).unwrap();
+    let sched = Client::new(
+        &format!("http://127.0.0.1:{}", ports[1]),
+        token.clone(),
+        Duration::from_secs(2),
+        Duration::from_secs(10),
+    )
+    .unwrap();
 
     // Every exit code; soft then hard after 3 attempts.
     let st = wait_for(&rt, &sched, &dir.0, "every exit code HARD", 60, |st| {
@@ -179,9 +192,15 @@ fn states_timeouts_output_periods_recovery_and_reload() {
     let log = std::fs::read_to_string(dir.0.join("run.log")).unwrap();
     let alerts: Vec<&str> = log.lines().filter(|l| l.contains("SERVICE ALERT: box;critical;CRITICAL")).collect();
     assert!(alerts.len() >= 3, "{alerts:#?}");
-    assert!(alerts[0].contains(";SOFT;1;") && alerts[1].contains(";SOFT;2;") && alerts[2].contains(";HARD;3;"), "{alerts:#?}");
+    assert!(
+        alerts[0].contains(";SOFT;1;") && alerts[1].contains(";SOFT;2;") && alerts[2].contains(";HARD;3;"),
+        "{alerts:#?}"
+    );
     let at = |l: &str| -> f64 {
-        let ts = l.split_whitespace().find(|w| w.contains('T') && w.ends_with('Z')).unwrap_or_default();
+        let ts = l
+            .split_whitespace()
+            .find(|w| w.contains('T') && w.ends_with('Z'))
+            .unwrap_or_default();
         let time = ts.split('T').nth(1).unwrap_or("0:0:0Z").trim_end_matches('Z');
         let parts: Vec<f64> = time.split(':').map(|p| p.parse().unwrap_or(0.0)).collect();
         parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
@@ -194,10 +213,15 @@ fn states_timeouts_output_periods_recovery_and_reload() {
     assert_eq!(service(&st, "slow").unwrap().output, "(Service Check Timed Out)");
 
     // Multi-line output with perfdata.
-    let st = wait_for(&rt, &sched, &dir.0, "multi-line output", 30, |st| service(st, "disk").is_some_and(|s| s.state == "OK"));
+    let st = wait_for(&rt, &sched, &dir.0, "multi-line output", 30, |st| {
+        service(st, "disk").is_some_and(|s| s.state == "OK")
+    });
     let disk = service(&st, "disk").unwrap();
     assert_eq!(disk.output, "DISK OK - free space: / 3326 MB (56%);");
-    assert_eq!(disk.long_output, "/ 15272 MB (77%);\n/boot 68 MB (69%);\n/home 69357 MB (27%);\n/var/log 819 MB (84%);");
+    assert_eq!(
+        disk.long_output,
+        "/ 15272 MB (77%);\n/boot 68 MB (69%);\n/home 69357 MB (27%);\n/var/log 819 MB (84%);"
+    );
     assert_eq!(
         disk.perf_data,
         "/=2643MB;5948;5958;0;5968 /boot=68MB;88;93;0;98 /home=69357MB;253404;253409;0;253414 /var/log=818MB;970;975;0;980"
@@ -219,12 +243,24 @@ fn states_timeouts_output_periods_recovery_and_reload() {
     let extra = "define service {\n    use svc\n    host_name box\n    service_description added\n    check_command dummy!0\n}\n";
     let objects = std::fs::read_to_string(dir.0.join("objects/objects.cfg")).unwrap();
     std::fs::write(dir.0.join("objects/objects.cfg"), format!("{objects}{extra}")).unwrap();
-    let arbiter = Client::new(&format!("http://127.0.0.1:{}", ports[0]), token, Duration::from_secs(2), Duration::from_secs(30)).unwrap();
-    let reload: Value = rt.block_on(arbiter.post::<_, Value>("reload", &serde_json::json!({}), true)).expect("reload accepted");
+    let arbiter = Client::new(
+        &format!("http://127.0.0.1:{}", ports[0]),
+        token,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let reload: Value = rt
+        .block_on(arbiter.post::<_, Value>("reload", &serde_json::json!({}), true))
+        .expect("reload accepted");
     let _ = reload;
     let st = wait_for(&rt, &sched, &dir.0, "the reloaded part", 30, |st| service(st, "added").is_some());
     let crit = service(&st, "critical").unwrap();
-    assert_eq!((crit.state.as_str(), crit.state_type.as_str(), crit.attempt), ("CRITICAL", "HARD", 3), "kept across the reload");
+    assert_eq!(
+        (crit.state.as_str(), crit.state_type.as_str(), crit.attempt),
+        ("CRITICAL", "HARD", 3),
+        "kept across the reload"
+    );
     assert!(crit.last_check >= crit_check, "not reset to PENDING");
     assert_eq!(service(&st, "added").unwrap().state, "PENDING");
     wait_for(&rt, &sched, &dir.0, "the added service checked", 30, |st| hard(st, "added", "OK"));

@@ -140,6 +140,23 @@ pub struct PutResults {
     pub results: Vec<JobResult>,
 }
 
+/// `POST /v1/run_external_commands` to a scheduler: Nagios external command lines
+/// (`[1700000000] ACKNOWLEDGE_SVC_PROBLEM;host;svc;1;1;0;admin;looking at it`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalCommands {
+    pub commands: Vec<String>,
+}
+
+/// What became of one external command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    pub command: String,
+    pub ok: bool,
+    /// Why it was refused (malformed, unknown command, unknown host, wrong argument count...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// An event for brokers (Shinken's brok): a type and its data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Brok {

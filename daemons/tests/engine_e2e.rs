@@ -76,13 +76,13 @@ fn write_config(dir: &Path, extra: &str) -> Vec<u16> {
     for f in ["sleeper.sh", "multiline.sh"] {
         std::fs::set_permissions(dir.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
-    std::fs::write(dir.join("state"), "2\n").unwrap();
+    std::fs::write(dir.join("flip-state"), "2\n").unwrap();
     let d = dir.display();
     let objects = format!(
         "define command {{\n    command_name dummy\n    command_line $USER1$/check_dummy $ARG1$ \"$SERVICEDESC$ output\"\n}}\n\
          define command {{\n    command_name sleeper\n    command_line {d}/sleeper.sh\n    timeout 1\n}}\n\
          define command {{\n    command_name multiline\n    command_line {d}/multiline.sh\n}}\n\
-         define command {{\n    command_name from_file\n    command_line /bin/sh -c 'exit $(cat {d}/state)'\n}}\n\
+         define command {{\n    command_name from_file\n    command_line /bin/sh -c 'exit $(cat {d}/flip-state)'\n}}\n\
          define timeperiod {{\n    timeperiod_name never\n    alias never\n}}\n\
          define service {{\n    name svc\n    register 0\n    check_interval 1\n    retry_interval 2\n    max_check_attempts 3\n}}\n\
          define host {{\n    host_name box\n    address 127.0.0.1\n}}\n\
@@ -233,7 +233,7 @@ fn states_timeouts_output_periods_recovery_and_reload() {
 
     // Recovery: the plugin's answer flips to OK.
     wait_for(&rt, &sched, &dir.0, "flips HARD CRITICAL", 30, |st| hard(st, "flips", "CRITICAL"));
-    std::fs::write(dir.0.join("state"), "0\n").unwrap();
+    std::fs::write(dir.0.join("flip-state"), "0\n").unwrap();
     let st = wait_for(&rt, &sched, &dir.0, "recovery", 30, |st| hard(st, "flips", "OK"));
     assert_eq!(service(&st, "flips").unwrap().attempt, 1);
 

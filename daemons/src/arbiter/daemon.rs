@@ -328,14 +328,31 @@ impl Arbiter {
     }
 
     /// Raises the shared epoch counter to `epoch` before anything carrying it is sent.
+    ///
+    /// The store is a second line of fencing, not a gate: epochs already grow without it
+    /// (`max(last + 1, now in ms)`, following what the daemons report), and an arbiter that
+    /// stopped dispatching whenever the store is down (MongoDB restarting) would block the very
+    /// takeover fencing exists for. So a failure is logged (once per outage) and dispatch goes on.
     async fn reserve_epoch(&self, epoch: u64) -> Result<(), String> {
+        static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         let store = self.epochs.clone();
-        tokio::task::spawn_blocking(move || store.bump(epoch))
+        let result = tokio::task::spawn_blocking(move || store.bump(epoch))
             .await
             .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map(drop)
-            .map_err(|e| format!("the epoch store is unavailable: {e}"))
+            .and_then(|r| r);
+        match result {
+            Ok(_) => {
+                if FAILING.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    info!("The epoch store is back; epoch counter at least {epoch}");
+                }
+            }
+            Err(e) => {
+                if !FAILING.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    warn!("Cannot raise the stored epoch counter ({e}); dispatching with epochs from the clock until it is back");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The highest epoch of the shared counter (0 when it cannot be read: epochs still grow

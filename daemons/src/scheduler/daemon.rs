@@ -12,10 +12,24 @@
 //! write-behind as it happens, and everything is saved when a part is loaded, dropped or
 //! replaced, and when the daemon stops. Writes carry the part's epoch: the store refuses them
 //! once a newer epoch holds the records.
+//!
+//! External commands (`POST /v1/run_external_commands`, [`super::commands`]) are applied in
+//! order, one outcome each.
+//!
+//! Fencing ([`super::fencing`]): the calls only an arbiter makes (`put_conf`, `what_i_managed`,
+//! `have_conf`, `ping`, `wait_new_conf`; not `get_running_id`, which pollers and brokers call
+//! too) reset a timer. Past the window (`check_interval x max_check_attempts + check_interval` of
+//! this scheduler's definition) with a part held, or at once when the store refuses a write of
+//! the part's epoch, the scheduler stops acting on the part: no checks handed out, results and
+//! commands refused (409), no tick, nothing handed to retention. An arbiter's call lifts a
+//! silence fence; only a new part lifts a stale-epoch one.
 
 use super::engine::Engine;
+use super::fencing::{Fencing, FencingStatus, StaleSignal, WatchedStore};
 use crate::daemon::{self, Args, Common, Setup, now};
-use crate::messages::{Broks, GetChecks, Jobs, Managed, PutConf, PutResults, SchedulerConf, SchedulerStatus};
+use crate::messages::{
+    Broks, CommandOutcome, ExternalCommands, GetChecks, Jobs, Managed, PutConf, PutResults, SchedulerConf, SchedulerStatus,
+};
 use crate::protocol::server::{self, ApiError};
 use crate::retention::{self, RetentionStore, Store, Writer, WriterStatus};
 use shinken_config::daemons::Role;
@@ -38,6 +52,10 @@ pub struct Scheduler {
     store: Option<Arc<Store>>,
     /// The write-behind into `store`.
     writer: Option<Writer>,
+    /// Whether it may act on its part. Lock order: `engine`, then `fencing`.
+    fencing: Mutex<Fencing>,
+    /// Writes the store refused as stale (raised by the writer's store).
+    stale: Arc<StaleSignal>,
 }
 
 /// `GET /v1/status`: the part's hosts and services, and how retention is doing.
@@ -46,23 +64,34 @@ pub struct StatusReply {
     #[serde(flatten)]
     pub status: SchedulerStatus,
     pub retention: Option<WriterStatus>,
+    /// Not acting on the part (see `fencing` for why).
+    pub fenced: bool,
+    pub fencing: FencingStatus,
 }
 
 impl Common for Scheduler {
+    /// `what_i_managed` and `have_conf`: an arbiter speaking.
     fn managed(&self) -> Managed {
+        self.heard();
         let engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
         engine.as_ref().map(|e| Managed::from([(e.part_id, e.epoch)])).unwrap_or_default()
     }
 
     fn wait_new_conf(&self) {
         let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fencing = self.fencing.lock().unwrap_or_else(|e| e.into_inner());
+        let fenced = fencing.is_fenced();
+        fencing.heard(now());
+        fencing.part_dropped();
+        drop(fencing);
         if let Some(mut e) = engine.take() {
             info!(
                 "Dropping configuration part {} (epoch {}) as asked: waiting for a new one",
                 e.part_id, e.epoch
             );
-            // A full save of the part dropped; the writer writes it within its batch window.
-            if let Some(w) = &self.writer {
+            // A full save of the part dropped (not by a fenced holder: its states are stale);
+            // the writer writes it within its batch window.
+            if let Some(w) = self.writer.as_ref().filter(|_| !fenced) {
                 w.submit(e.all_records(now()));
             }
         }
@@ -76,24 +105,129 @@ impl Common for Scheduler {
 impl Scheduler {
     /// A scheduler without retention.
     pub fn new(setup: Setup) -> Scheduler {
+        let fencing = Mutex::new(Fencing::new(window(&setup)));
         Scheduler {
             setup,
             engine: Mutex::new(None),
             store: None,
             writer: None,
+            fencing,
+            stale: Arc::default(),
         }
     }
 
     /// A scheduler keeping retention in `store` (starts the write-behind: call it inside the
     /// runtime).
     pub fn with_retention(setup: Setup, store: Arc<Store>) -> Scheduler {
-        let writer = Writer::spawn(store.clone());
+        let stale: Arc<StaleSignal> = Arc::default();
+        let watched = WatchedStore {
+            inner: store.clone(),
+            signal: stale.clone(),
+        };
+        let writer = Writer::spawn(Arc::new(watched));
+        let fencing = Mutex::new(Fencing::new(window(&setup)));
         Scheduler {
             setup,
             engine: Mutex::new(None),
             store: Some(store),
             writer: Some(writer),
+            fencing,
+            stale,
         }
+    }
+
+    fn fencing(&self) -> std::sync::MutexGuard<'_, Fencing> {
+        self.fencing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An arbiter called: resets the fencing timer, lifts a silence fence.
+    pub fn heard(&self) {
+        if let Some(line) = self.fencing().heard(now()) {
+            info!("{line}");
+        }
+    }
+
+    /// Whether it may act on `engine`'s part now (called with the engine locked): fences it
+    /// when no arbiter spoke for too long or the store refused a write of its epoch.
+    fn acting(&self, engine: &Engine) -> Result<(), String> {
+        let t = now();
+        let part = (engine.part_id, engine.epoch);
+        let mut f = self.fencing();
+        if let Some((epoch, key)) = self.stale.get()
+            && epoch >= engine.epoch
+            && let Some(line) = f.stale(t, part, &key)
+        {
+            warn!("{line}");
+        }
+        if let Some(line) = f.check(t, Some(part)) {
+            warn!("{line}");
+        }
+        match f.reason() {
+            Some(r) => Err(format!("fenced: {r}")),
+            None => Ok(()),
+        }
+    }
+
+    /// The fencing state (evaluated now).
+    pub fn fencing_status(&self) -> FencingStatus {
+        let guard = self.lock();
+        if let Some(e) = guard.as_ref() {
+            let _ = self.acting(e);
+        }
+        drop(guard);
+        self.fencing().status()
+    }
+
+    /// `run_external_commands`: each command applied in order (409 without a part or fenced).
+    pub fn run_external_commands(&self, req: &ExternalCommands) -> Result<Vec<CommandOutcome>, ApiError> {
+        let mut guard = self.lock();
+        let Some(engine) = guard.as_mut() else {
+            return Err(ApiError::conflict("no configuration part: external commands refused"));
+        };
+        self.acting(engine).map_err(ApiError::conflict)?;
+        let mut lines = Vec::new();
+        let mut outcomes = Vec::with_capacity(req.commands.len());
+        for c in &req.commands {
+            match engine.run_external_line(c, now()) {
+                Ok(ev) => {
+                    lines.extend(ev.log);
+                    outcomes.push(CommandOutcome {
+                        command: c.clone(),
+                        ok: true,
+                        error: None,
+                    });
+                }
+                Err(e) => outcomes.push(CommandOutcome {
+                    command: c.clone(),
+                    ok: false,
+                    error: Some(e.to_string()),
+                }),
+            }
+        }
+        self.hand_over(engine);
+        drop(guard);
+        log(&lines);
+        for o in outcomes.iter().filter(|o| !o.ok) {
+            warn!(
+                "External command refused: {} ({})",
+                o.command,
+                o.error.as_deref().unwrap_or_default()
+            );
+        }
+        Ok(outcomes)
+    }
+
+    /// One tick of the part (orphans, freshness, downtimes), unless fenced.
+    pub fn tick(&self) {
+        let mut guard = self.lock();
+        let Some(engine) = guard.as_mut() else { return };
+        if self.acting(engine).is_err() {
+            return;
+        }
+        let events = engine.tick(now());
+        self.hand_over(engine);
+        drop(guard);
+        log(&events.log);
     }
 
     /// Hands the states changed since the last call to the write-behind (never waits on the store).
@@ -111,7 +245,13 @@ impl Scheduler {
     /// The last full save on a graceful stop, bounded.
     pub async fn save_all(&self, wait: Duration) -> bool {
         let Some(w) = &self.writer else { return true };
-        let records = self.lock().as_mut().map(|e| e.all_records(now())).unwrap_or_default();
+        let fenced = self.fencing_status().fenced;
+        let records = self
+            .lock()
+            .as_mut()
+            .filter(|_| !fenced)
+            .map(|e| e.all_records(now()))
+            .unwrap_or_default();
         let n = records.len();
         w.submit(records);
         let drained = w.flush(wait).await;
@@ -139,6 +279,7 @@ impl Scheduler {
             "New configuration received: part {} (epoch {}) from arbiter {}",
             conf.part_id, conf.epoch, conf.arbiter
         );
+        self.heard();
         self.refuse_stale(&conf)?;
         info!("Loading configuration.");
         let cfg = shinken_config::load::from_part_text(&conf.cfg);
@@ -180,11 +321,20 @@ impl Scheduler {
         let mut guard = self.lock();
         let t = now();
         let mut dropped = Vec::new();
+        let was_fenced = self.fencing().is_fenced();
         if let Some(prev) = guard.as_mut() {
             engine.adopt(prev, t);
-            dropped = prev.all_records(t);
+            // Not saved by a fenced holder; and a record the new part saves too is superseded.
+            if !was_fenced {
+                dropped = prev.all_records(t);
+            }
         }
         let loaded = engine.all_records(t);
+        let keys: std::collections::HashSet<&str> = loaded.iter().map(|r| r.key.as_str()).collect();
+        dropped.retain(|r| !keys.contains(r.key.as_str()));
+        if let Some(line) = self.fencing().part_loaded(t) {
+            info!("{line}");
+        }
         info!(
             "New configuration loaded: part {} with {} hosts and {} services",
             conf.part_id,
@@ -281,6 +431,13 @@ fn routes(s: Arc<Scheduler>) -> impl Filter<Extract = (warp::reply::Response,), 
         let Some(engine) = guard.as_mut() else {
             return server::json(&Jobs::default());
         };
+        if d.acting(engine).is_err() {
+            // Fenced: no work handed out.
+            return server::json(&Jobs {
+                epoch: engine.epoch,
+                jobs: Vec::new(),
+            });
+        }
         let (jobs, events) = engine.get_checks(&req, now());
         d.hand_over(engine);
         let epoch = engine.epoch;
@@ -293,6 +450,9 @@ fn routes(s: Arc<Scheduler>) -> impl Filter<Extract = (warp::reply::Response,), 
         let mut guard = d.lock();
         let Some(engine) = guard.as_mut() else {
             return server::reply::<usize>(Err(ApiError::conflict("no configuration part: results refused")));
+        };
+        if let Err(why) = d.acting(engine) {
+            return server::reply::<usize>(Err(ApiError::conflict(format!("results refused: {why}"))));
         };
         let (rejected, events) = engine.put_results(&req.results, now());
         d.hand_over(engine);
@@ -321,12 +481,27 @@ fn routes(s: Arc<Scheduler>) -> impl Filter<Extract = (warp::reply::Response,), 
     });
     let d = s.clone();
     let status = server::get("status").map(move || {
+        let fencing = d.fencing_status();
         server::json(&StatusReply {
             status: d.status(),
             retention: d.retention_status(),
+            fenced: fencing.fenced,
+            fencing,
         })
     });
-    daemon::common_routes(s)
+    let d = s.clone();
+    let fencing = server::get("fencing").map(move || server::json(&d.fencing_status()));
+    let d = s.clone();
+    let commands = server::post::<ExternalCommands>("run_external_commands")
+        .map(move |req: ExternalCommands| server::reply(d.run_external_commands(&req)));
+    // Served before the common routes' own `ping`: an arbiter probing resets the fencing timer.
+    let d = s.clone();
+    let ping = server::get("ping").map(move || {
+        d.heard();
+        server::json(&"pong")
+    });
+    ping.or(daemon::common_routes(s))
+        .unify()
         .or(put_conf)
         .unify()
         .or(get_checks)
@@ -339,6 +514,15 @@ fn routes(s: Arc<Scheduler>) -> impl Filter<Extract = (warp::reply::Response,), 
         .unify()
         .or(status)
         .unify()
+        .or(fencing)
+        .unify()
+        .or(commands)
+        .unify()
+}
+
+/// This scheduler's fencing window, from its own definition.
+fn window(setup: &Setup) -> f64 {
+    Fencing::window_for(setup.def.check_interval, setup.def.max_check_attempts)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -378,6 +562,10 @@ pub async fn run(args: &Args) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     info!("Scheduler {name} listening on {bound}; waiting for initial configuration");
+    info!(
+        "Fencing window {:.0} s: without an arbiter call for longer, I stop acting on my part",
+        s.fencing().window()
+    );
 
     let ticker = s.clone();
     let mut rx = stop_rx;
@@ -388,16 +576,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
                 _ = interval.tick() => {}
                 _ = rx.changed() => break,
             }
-            let events = ticker
-                .lock()
-                .as_mut()
-                .map(|e| {
-                    let ev = e.tick(now());
-                    ticker.hand_over(e);
-                    ev
-                })
-                .unwrap_or_default();
-            log(&events.log);
+            ticker.tick();
         }
     });
 

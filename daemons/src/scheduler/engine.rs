@@ -126,11 +126,11 @@ pub struct Engine {
     pub part_id: u32,
     pub epoch: u64,
     cfg: Config,
-    settings: Settings,
+    pub(super) settings: Settings,
     /// Hosts first, then services.
-    items: Vec<Item>,
-    hosts_by_name: HashMap<String, u32>,
-    services_by_name: HashMap<(String, String), u32>,
+    pub(super) items: Vec<Item>,
+    pub(super) hosts_by_name: HashMap<String, u32>,
+    pub(super) services_by_name: HashMap<(String, String), u32>,
     /// Due times, earliest first, per poller tag (None: untagged), so that a poller's request
     /// only looks at what it may take.
     queues: HashMap<Option<String>, BinaryHeap<Reverse<(Due, u32)>>>,
@@ -150,6 +150,8 @@ pub struct Engine {
     /// indexes, each once, and the per-item flag that keeps them unique.
     dirty: Vec<u32>,
     dirty_mark: Vec<bool>,
+    /// The last downtime or comment id given (microsecond timestamps, strictly increasing).
+    pub(super) last_ext_id: u64,
 }
 
 /// A due time with a total order (f64 is not `Ord`).
@@ -227,6 +229,7 @@ impl Engine {
             results_total: 0,
             dirty: Vec::new(),
             dirty_mark: Vec::new(),
+            last_ext_id: 0,
         };
         engine.dirty_mark = vec![false; engine.items.len()];
         if let Some(prev) = previous {
@@ -244,6 +247,7 @@ impl Engine {
         self.counters = prev.counters;
         self.next_check_id = prev.next_check_id;
         self.results_total = prev.results_total;
+        self.last_ext_id = self.last_ext_id.max(prev.last_ext_id);
         for (i, it) in self.items.iter_mut().enumerate() {
             let old = match it.kind {
                 ItemKind::Host => {
@@ -326,6 +330,8 @@ impl Engine {
             let s = &it.state;
             self.counters.event_id = self.counters.event_id.max(s.current_event_id).max(s.last_event_id);
             self.counters.problem_id = self.counters.problem_id.max(s.current_problem_id).max(s.last_problem_id);
+            let ids = s.downtimes.iter().map(|d| d.id).chain(s.comments.iter().map(|c| c.id));
+            self.last_ext_id = ids.fold(self.last_ext_id, u64::max);
             // The check planned from the initial state is replaced by the restored one.
             it.queued = false;
             it.in_checking = false;
@@ -335,7 +341,7 @@ impl Engine {
         restored
     }
 
-    fn mark_dirty(&mut self, i: u32) {
+    pub(super) fn mark_dirty(&mut self, i: u32) {
         if let Some(m) = self.dirty_mark.get_mut(i as usize)
             && !*m
         {
@@ -425,7 +431,7 @@ impl Engine {
     }
 
     /// Plans the next check of item `i` and queues it. `force` ignores disabled active checks.
-    fn schedule(&mut self, i: u32, now: f64, force: bool) {
+    pub(super) fn schedule(&mut self, i: u32, now: f64, force: bool) {
         let rand = self.rand01();
         let it = &self.items[i as usize];
         if it.in_checking {
@@ -673,6 +679,12 @@ impl Engine {
         if transition.ignored {
             return;
         }
+        if transition.acknowledgement_removed {
+            // Removing an acknowledgement deletes its non-persistent comments (semantics 3.9).
+            it.state.comments.retain(|c| c.entry_type != 4 || c.persistent);
+        }
+        // Read by the next result: a check that ran inside a downtime.
+        it.state.in_scheduled_downtime_during_last_check = it.state.scheduled_downtime_depth > 0;
         self.results_total += 1;
         if result.passive {
             it.state.check_type = CheckType::Passive;
@@ -708,7 +720,7 @@ impl Engine {
     }
 
     /// Host name and service description of item `i`.
-    fn names(&self, i: u32) -> (String, Option<String>) {
+    pub(super) fn names(&self, i: u32) -> (String, Option<String>) {
         let it = &self.items[i as usize];
         let host_obj = &self.cfg.objects(Kind::Host)[self.items[it.host as usize].obj as usize];
         let host = host_obj.name().unwrap_or_default().to_string();
@@ -721,9 +733,11 @@ impl Engine {
         (host, desc)
     }
 
-    /// Once a second or so: hands orphaned checks out again, forces stale passive items.
+    /// Once a second or so: hands orphaned checks out again, forces stale passive items, starts
+    /// and expires downtimes.
     pub fn tick(&mut self, now: f64) -> Events {
         let mut events = Events::default();
+        self.update_downtimes(now, &mut events);
         // Orphans (semantics 3.1): out for longer than the item's time_to_orphanage.
         let mut orphans: Vec<(u64, u32, String)> = Vec::new();
         for (&id, f) in &self.in_flight {
@@ -834,7 +848,7 @@ impl Engine {
         }
     }
 
-    fn push_brok(&mut self, kind: &str, data: serde_json::Value) {
+    pub(super) fn push_brok(&mut self, kind: &str, data: serde_json::Value) {
         if self.broks.is_empty() {
             return;
         }
@@ -849,7 +863,7 @@ impl Engine {
         }
     }
 
-    fn status_json(&self, i: u32) -> serde_json::Value {
+    pub(super) fn status_json(&self, i: u32) -> serde_json::Value {
         serde_json::to_value(self.item_status(i)).unwrap_or_default()
     }
 
@@ -870,7 +884,7 @@ impl Engine {
             long_output: s.long_output.clone(),
             perf_data: s.perf_data.clone(),
             acknowledged: s.problem_has_been_acknowledged,
-            in_downtime: false,
+            in_downtime: s.scheduled_downtime_depth > 0,
             scheduler: self.scheduler_name.clone(),
         }
     }

@@ -7,11 +7,15 @@
 //!   (PROBLEM/RECOVERY), run (event handler) or cancel;
 //! - [`engine`]: one configuration part scheduled: items, due checks, checks out, results,
 //!   orphans, freshness and broks;
+//! - [`commands`]: Nagios external commands parsed and applied to the engine;
+//! - [`fencing`]: the self-fencing timer (no arbiter for too long, or a stale retention write);
 //! - [`schedule`]: when the next active check runs (§3.3, [`next_check_time`]) and whether a
 //!   passive-only item's results are stale (§3.4, [`is_stale`]).
 
+pub mod commands;
 pub mod daemon;
 pub mod engine;
+pub mod fencing;
 pub mod schedule;
 pub mod state;
 

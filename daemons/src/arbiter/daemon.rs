@@ -416,7 +416,10 @@ impl Arbiter {
     }
 
     /// One pass: probe who is due, plan, make the calls, record their outcomes.
-    async fn pass(&self) {
+    /// One pass of the loop. Returns whether a scheduler accepted a part: its satellites are
+    /// then told at once, in an immediate next pass, rather than a loop period later (a
+    /// takeover's recovery time counts every second).
+    async fn pass(&self) -> bool {
         let started = now();
         let due: Vec<(String, Client)> = {
             let mut s = self.lock();
@@ -450,7 +453,7 @@ impl Arbiter {
             (calls, s.dispatcher.last_epoch())
         };
         if calls.is_empty() {
-            return;
+            return false;
         }
         let outcomes = match self.reserve_epoch(epoch).await {
             Ok(()) => {
@@ -462,11 +465,15 @@ impl Arbiter {
             }
             Err(e) => calls.into_iter().map(|(a, _)| (a, Err(e.clone()))).collect(),
         };
+        let part_placed = outcomes
+            .iter()
+            .any(|(a, o)| matches!(a, Action::SendSchedulerConf { .. }) && o.is_ok());
         let mut s = self.lock();
         for (a, outcome) in outcomes {
             s.dispatcher.dispatch_result(&a, outcome);
         }
         emit(s.dispatcher.take_log());
+        part_placed
     }
 
     /// A spare, every loop: takes the lead once the master was silent too long.
@@ -959,9 +966,12 @@ pub async fn run(args: &Args) -> Result<(), String> {
         loop {
             loop_arbiter.watch_master().await;
             if loop_arbiter.leading() {
-                tokio::select! {
-                    _ = loop_arbiter.pass() => {}
+                let again = tokio::select! {
+                    placed = loop_arbiter.pass() => placed,
                     _ = rx.changed() => break,
+                };
+                if again {
+                    continue;
                 }
             }
             tokio::select! {

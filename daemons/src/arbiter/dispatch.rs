@@ -562,17 +562,23 @@ impl Dispatcher {
                     .collect()
             });
             serving.retain(|n| self.daemon(n).is_some_and(|d| d.alive));
-            let mut spare_candidates: Vec<(bool, bool, usize)> = members
+            // As Shinken, parts are served by satellites that are alive AND reachable: while a
+            // serving one does not answer (not yet dead), a reachable spare steps in at once
+            // rather than after max_check_attempts probes. The unreachable one keeps its links;
+            // if it comes back, both serve (a check still goes to one poller only).
+            let mut answering = serving.iter().filter(|n| self.daemon(n).is_some_and(|d| d.reachable)).count();
+            let mut spare_candidates: Vec<(bool, usize)> = members
                 .iter()
-                .filter(|&&i| self.daemons[i].alive && !serving.contains(&self.daemons[i].def.name))
-                .map(|&i| (self.daemons[i].def.spare, !self.daemons[i].reachable, i))
+                .filter(|&&i| self.daemons[i].alive && self.daemons[i].reachable && !serving.contains(&self.daemons[i].def.name))
+                .map(|&i| (self.daemons[i].def.spare, i))
                 .collect();
             spare_candidates.sort();
-            for (_, _, i) in spare_candidates {
-                if serving.len() >= must_have {
+            for (_, i) in spare_candidates {
+                if answering >= must_have {
                     break;
                 }
                 serving.push(self.daemons[i].def.name.clone());
+                answering += 1;
             }
             let links: Vec<SchedulerLink> = self
                 .parts
@@ -1102,22 +1108,25 @@ mod tests {
         step(&mut d, &mut w, T0 + 1.0);
         assert!(!w.holds.contains_key("poller-master-spare"));
         w.down.insert("poller-master".into());
-        for t in [60.0, 120.0] {
-            assert!(sat_confs(&step(&mut d, &mut w, T0 + t)).is_empty(), "not dead yet");
-        }
-        let confs = sat_confs(&step(&mut d, &mut w, T0 + 180.0));
+        // Its first failed probe: not dead yet, but not answering: as in Shinken (alive AND
+        // reachable satellites serve), the spare steps in at once.
+        let confs = sat_confs(&step(&mut d, &mut w, T0 + 60.0));
         assert_eq!(confs.keys().collect::<Vec<_>>(), ["poller-master-spare"]);
-        // The master poller comes back empty: not needed, the spare keeps serving.
+        for t in [120.0, 180.0] {
+            assert!(
+                sat_confs(&step(&mut d, &mut w, T0 + t)).is_empty(),
+                "nothing more to send while it dies"
+            );
+        }
+        // The master poller comes back empty (declared dead meanwhile): not needed, the spare
+        // keeps serving (no fail-back).
         w.down.clear();
         w.holds.remove("poller-master");
         assert!(step(&mut d, &mut w, T0 + 240.0).is_empty());
         assert!(w.holds.contains_key("poller-master-spare"));
-        // The spare dies: the master serves again.
+        // The spare stops answering: the master serves again at once.
         w.down.insert("poller-master-spare".into());
-        for t in [300.0, 360.0] {
-            step(&mut d, &mut w, T0 + t);
-        }
-        let confs = sat_confs(&step(&mut d, &mut w, T0 + 420.0));
+        let confs = sat_confs(&step(&mut d, &mut w, T0 + 300.0));
         assert_eq!(confs.keys().collect::<Vec<_>>(), ["poller-master"]);
     }
 

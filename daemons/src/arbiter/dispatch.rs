@@ -566,19 +566,15 @@ impl Dispatcher {
             // serving one does not answer (not yet dead), a reachable spare steps in at once
             // rather than after max_check_attempts probes. The unreachable one keeps its links;
             // if it comes back, both serve (a check still goes to one poller only).
-            let mut answering = serving.iter().filter(|n| self.daemon(n).is_some_and(|d| d.reachable)).count();
+            let answering = serving.iter().filter(|n| self.daemon(n).is_some_and(|d| d.reachable)).count();
             let mut spare_candidates: Vec<(bool, usize)> = members
                 .iter()
                 .filter(|&&i| self.daemons[i].alive && self.daemons[i].reachable && !serving.contains(&self.daemons[i].def.name))
                 .map(|&i| (self.daemons[i].def.spare, i))
                 .collect();
             spare_candidates.sort();
-            for (_, i) in spare_candidates {
-                if answering >= must_have {
-                    break;
-                }
+            for (_, i) in spare_candidates.into_iter().take(must_have.saturating_sub(answering)) {
                 serving.push(self.daemons[i].def.name.clone());
-                answering += 1;
             }
             let links: Vec<SchedulerLink> = self
                 .parts

@@ -118,6 +118,47 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A daemon's API being served, and the stop signal its loops share with the server.
+pub struct Served {
+    /// The address actually bound (`--listen 127.0.0.1:0` picks a free port).
+    pub bound: std::net::SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Served {
+    /// A receiver that changes when [`Served::stop`] is called: a daemon's loops select on it.
+    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Tells the server and every loop to stop.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stops the server (if not yet told) and waits until requests in flight are answered.
+    pub async fn finish(self) {
+        self.stop();
+        let _ = self.server.await;
+    }
+}
+
+/// Binds `listen` and serves `filter` until [`Served::stop`].
+pub async fn serve_until_stopped<F, R>(listen: std::net::SocketAddr, filter: F) -> Result<Served, String>
+where
+    F: Filter<Extract = (R,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    R: warp::Reply,
+{
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let (bound, server) = server::serve(listen, filter, async move {
+        let _ = rx.changed().await;
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Served { bound, server, stop })
+}
+
 /// Completes on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};

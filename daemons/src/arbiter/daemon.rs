@@ -906,16 +906,10 @@ pub async fn run(args: &Args) -> Result<(), String> {
 
     let m = arbiter.clone();
     let filter = server::api(token, move || m.metrics(), routes(arbiter.clone()));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut rx = stop_rx.clone();
-    let (bound, server_task) = server::serve(listen, filter, async move {
-        let _ = rx.changed().await;
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    info!("Arbiter {} listening on {bound}", def.name);
+    let served = daemon::serve_until_stopped(listen, filter).await?;
+    info!("Arbiter {} listening on {}", def.name, served.bound);
 
-    let mut rx = stop_rx.clone();
+    let mut rx = served.stop_signal();
     let hup_arbiter = arbiter.clone();
     let hup_task = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -933,7 +927,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
     });
 
     // The master's heartbeat to the other arbiters, on its own ticker.
-    let mut rx = stop_rx.clone();
+    let mut rx = served.stop_signal();
     let hb_arbiter = arbiter.clone();
     let heartbeat_task = tokio::spawn(async move {
         if hb_arbiter.spare {
@@ -950,7 +944,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         }
     });
 
-    let mut rx = stop_rx;
+    let mut rx = served.stop_signal();
     let loop_arbiter = arbiter.clone();
     let loop_task = tokio::spawn(async move {
         if loop_arbiter.spare {
@@ -983,10 +977,10 @@ pub async fn run(args: &Args) -> Result<(), String> {
 
     daemon::shutdown_signal().await;
     info!("Arbiter {} stopping", def.name);
-    let _ = stop_tx.send(true);
+    served.stop();
     let _ = loop_task.await;
     let _ = heartbeat_task.await;
     let _ = hup_task.await;
-    let _ = server_task.await;
+    served.finish().await;
     Ok(())
 }

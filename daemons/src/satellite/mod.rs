@@ -236,20 +236,14 @@ pub async fn run_until(role: Role, args: &Args, shutdown: impl Future<Output = (
     let s = Arc::new(Satellite::new(setup));
     let m = s.clone();
     let filter = server::api(token, move || m.metrics(), routes(s.clone()));
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let (bound, server_task) = server::serve(listen, filter, async move {
-        let _ = stop_rx.changed().await;
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    info!("[{name}] {} listening on {bound}", role.name());
+    let served = daemon::serve_until_stopped(listen, filter).await?;
+    info!("[{name}] {} listening on {}", role.name(), served.bound);
     info!("[{name}] Waiting for initial configuration");
 
     shutdown.await;
     info!("[{name}] Stopping");
     s.engine.stop().await;
-    let _ = stop_tx.send(true);
-    let _ = server_task.await;
+    served.finish().await;
     info!("[{name}] Stopped");
     Ok(())
 }

@@ -554,21 +554,15 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let s = Arc::new(Scheduler::with_retention(setup, Arc::new(store)));
     let m = s.clone();
     let filter = server::api(token, move || m.metrics(), routes(s.clone()));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut rx = stop_rx.clone();
-    let (bound, server_task) = server::serve(listen, filter, async move {
-        let _ = rx.changed().await;
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    info!("Scheduler {name} listening on {bound}; waiting for initial configuration");
+    let served = daemon::serve_until_stopped(listen, filter).await?;
+    info!("Scheduler {name} listening on {}; waiting for initial configuration", served.bound);
     info!(
         "Fencing window {:.0} s: without an arbiter call for longer, I stop acting on my part",
         s.fencing().window()
     );
 
     let ticker = s.clone();
-    let mut rx = stop_rx;
+    let mut rx = served.stop_signal();
     let tick_task = tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -582,9 +576,9 @@ pub async fn run(args: &Args) -> Result<(), String> {
 
     daemon::shutdown_signal().await;
     info!("Scheduler {name} stopping");
-    let _ = stop_tx.send(true);
+    served.stop();
     let _ = tick_task.await;
-    let _ = server_task.await;
+    served.finish().await;
     s.save_all(RETENTION_STOP_WAIT).await;
     Ok(())
 }

@@ -132,6 +132,35 @@ pub struct ModuleDef {
 }
 
 impl ModuleDef {
+    /// Replaces `$NAME$` resource macros in the parameters' values (as Nagios does in commands):
+    /// the place for a secret such as a MongoDB URI with a password, kept in a resource file that
+    /// only the daemons read. Unknown names stay as written.
+    pub fn expand_resources(&mut self, resources: &std::collections::HashMap<String, String>) {
+        for value in self.params.values_mut() {
+            if !value.contains('$') {
+                continue;
+            }
+            let mut out = String::with_capacity(value.len());
+            let mut rest = value.as_str();
+            while let Some(start) = rest.find('$') {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 1..];
+                match after.find('$').map(|end| (end, resources.get(&after[..end]))) {
+                    Some((end, Some(v))) => {
+                        out.push_str(v);
+                        rest = &after[end + 1..];
+                    }
+                    _ => {
+                        out.push('$');
+                        rest = after;
+                    }
+                }
+            }
+            out.push_str(rest);
+            *value = out;
+        }
+    }
+
     pub fn is_type(&self, t: &str) -> bool {
         self.module_type.replace('_', "-").eq_ignore_ascii_case(&t.replace('_', "-"))
     }
@@ -509,4 +538,25 @@ fn daemon(role: Role, o: &Object, default_realm: &str, sources: &SourceMap, diag
         },
         name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_macros_in_module_values_are_replaced() {
+        let mut m = ModuleDef {
+            name: "MongodbRetention".into(),
+            module_type: "mongodb_retention".into(),
+            params: [("uri".to_string(), "$MONGODB_URI$".to_string()), ("note".to_string(), "costs $5 or $UNKNOWN$ $".to_string())]
+                .into_iter()
+                .collect(),
+            imported_from: String::new(),
+        };
+        let resources = [("MONGODB_URI".to_string(), "mongodb://u:p@db:27017/".to_string())].into_iter().collect();
+        m.expand_resources(&resources);
+        assert_eq!(m.params["uri"], "mongodb://u:p@db:27017/");
+        assert_eq!(m.params["note"], "costs $5 or $UNKNOWN$ $");
+    }
 }

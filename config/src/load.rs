@@ -262,7 +262,9 @@ pub fn from_tree_with(tree: RawTree, mut diag: Diagnostics, options: Options) ->
         })
         .unwrap_or_default();
     let topology = if options.topology {
-        daemons::build(daemon_objs, realm_objs, module_objs, &host_realms, &sources, &mut diag)
+        let mut t = daemons::build(daemon_objs, realm_objs, module_objs, &host_realms, &sources, &mut diag);
+        t.modules.iter_mut().for_each(|m| m.expand_resources(&main.resources));
+        t
     } else {
         Topology::default()
     };

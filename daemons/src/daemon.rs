@@ -75,8 +75,7 @@ pub fn setup(role: Role, args: &Args) -> Result<(Setup, shinken_config::Config),
             known.join(", ")
         )
     })?;
-    let token_path = args.token_file.clone().unwrap_or_else(|| default_token_path(&cfg.main_file));
-    let token = load_token(&token_path).map_err(|e| format!("refusing to start without the cluster token: {e}"))?;
+    let token = token_for(args, &cfg.main_file)?;
     let listen_text = args.listen.clone().unwrap_or_else(|| format!("{}:{}", def.address, def.port));
     let listen = listen_text
         .to_socket_addrs()
@@ -95,6 +94,23 @@ pub fn setup(role: Role, args: &Args) -> Result<(Setup, shinken_config::Config),
         },
         cfg,
     ))
+}
+
+/// The environment variable that may carry the token instead of a file. In a Kubernetes pod the
+/// token comes from a Secret as an environment variable: a Secret volume mounted with an `fsGroup`
+/// gets group-readable files, which the token file check refuses.
+pub const TOKEN_ENV: &str = "SHINKEN_TOKEN";
+
+/// The token: `--token-file` first, then `$SHINKEN_TOKEN`, then the file beside the main file.
+fn token_for(args: &Args, main_file: &std::path::Path) -> Result<Token, String> {
+    let refuse = |e: &dyn std::fmt::Display| format!("refusing to start without the cluster token: {e}");
+    if args.token_file.is_none()
+        && let Ok(text) = std::env::var(TOKEN_ENV)
+    {
+        return Token::new(text.trim()).map_err(|e| refuse(&format!("${TOKEN_ENV}: {e}")));
+    }
+    let token_path = args.token_file.clone().unwrap_or_else(|| default_token_path(main_file));
+    load_token(&token_path).map_err(|e| refuse(&e))
 }
 
 /// `<start time>.<random>`: fixed for the life of the process, so callers notice a restart.

@@ -549,12 +549,17 @@ mod tests {
         let mut m = ModuleDef {
             name: "MongodbRetention".into(),
             module_type: "mongodb_retention".into(),
-            params: [("uri".to_string(), "$MONGODB_URI$".to_string()), ("note".to_string(), "costs $5 or $UNKNOWN$ $".to_string())]
-                .into_iter()
-                .collect(),
+            params: [
+                ("uri".to_string(), "$MONGODB_URI$".to_string()),
+                ("note".to_string(), "costs $5 or $UNKNOWN$ $".to_string()),
+            ]
+            .into_iter()
+            .collect(),
             imported_from: String::new(),
         };
-        let resources = [("MONGODB_URI".to_string(), "mongodb://u:p@db:27017/".to_string())].into_iter().collect();
+        let resources = [("MONGODB_URI".to_string(), "mongodb://u:p@db:27017/".to_string())]
+            .into_iter()
+            .collect();
         m.expand_resources(&resources);
         assert_eq!(m.params["uri"], "mongodb://u:p@db:27017/");
         assert_eq!(m.params["note"], "costs $5 or $UNKNOWN$ $");

@@ -17,7 +17,7 @@ pub const GROUP: &str = "shinken.io";
 /// A Shinken monitoring cluster: an arbiter, schedulers, pollers, reactionners, brokers and
 /// receivers, each with masters and spares, reading a legacy Shinken configuration tree, with
 /// retention in MongoDB so that a spare scheduler that takes over keeps every state.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "shinken.io",
     version = "v1alpha1",
@@ -394,6 +394,13 @@ fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         o.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
     }
     s
+}
+
+/// An empty cluster: what the in-memory API of the tests needs to know the status subresource.
+impl Default for ShinkenCluster {
+    fn default() -> ShinkenCluster {
+        ShinkenCluster::new("", ShinkenClusterSpec::default())
+    }
 }
 
 /// The daemon roles, in the order the operator lays them out.

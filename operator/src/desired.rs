@@ -11,12 +11,14 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, SeccompProfile, Secret, SecretKeySelector, SecretProjection, SecurityContext, Capabilities, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, Secret, SecretKeySelector, SecretProjection, SecurityContext,
+    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -83,7 +85,12 @@ pub fn cluster_labels(cluster: &str) -> BTreeMap<String, String> {
 }
 
 fn daemon_selector(cluster: &str, daemon: &str) -> BTreeMap<String, String> {
-    [(LABEL_INSTANCE.to_string(), cluster.to_string()), (LABEL_DAEMON.to_string(), daemon.to_string())].into_iter().collect()
+    [
+        (LABEL_INSTANCE.to_string(), cluster.to_string()),
+        (LABEL_DAEMON.to_string(), daemon.to_string()),
+    ]
+    .into_iter()
+    .collect()
 }
 
 fn daemon_labels(cluster: &str, i: &Instance) -> BTreeMap<String, String> {
@@ -138,7 +145,16 @@ pub fn desired(cluster: &ShinkenCluster, ctx: &Context) -> Desired {
         projections.push(VolumeProjection {
             config_map: Some(ConfigMapProjection {
                 name: cm_name,
-                items: Some(files.iter().map(|(p, _)| KeyToPath { key: layout::key_of_path(p), path: p.clone(), mode: None }).collect()),
+                items: Some(
+                    files
+                        .iter()
+                        .map(|(p, _)| KeyToPath {
+                            key: layout::key_of_path(p),
+                            path: p.clone(),
+                            mode: None,
+                        })
+                        .collect(),
+                ),
                 optional: Some(false),
             }),
             ..Default::default()
@@ -157,7 +173,13 @@ pub fn desired(cluster: &ShinkenCluster, ctx: &Context) -> Desired {
                 let s = retention_secret_name(&name);
                 out.secrets.push(Secret {
                     metadata: meta(s.clone(), cluster_labels(&name)),
-                    string_data: Some([("retention.cfg".to_string(), file.content.clone())].into_iter().collect()),
+                    // `data`, not `stringData`: write-only stringData never compares equal under
+                    // server-side apply, so every reconcile would rewrite it.
+                    data: Some(
+                        [("retention.cfg".to_string(), ByteString(file.content.clone().into_bytes()))]
+                            .into_iter()
+                            .collect(),
+                    ),
                     type_: Some("Opaque".to_string()),
                     ..Default::default()
                 });
@@ -450,8 +472,14 @@ fn affinity(cluster: &ShinkenCluster, inst: &Instance) -> Affinity {
         AntiAffinity::Preferred => anti
             .preferred_during_scheduling_ignored_during_execution
             .get_or_insert_with(Vec::new)
-            .push(WeightedPodAffinityTerm { pod_affinity_term: term, weight: 100 }),
-        AntiAffinity::Required => anti.required_during_scheduling_ignored_during_execution.get_or_insert_with(Vec::new).push(term),
+            .push(WeightedPodAffinityTerm {
+                pod_affinity_term: term,
+                weight: 100,
+            }),
+        AntiAffinity::Required => anti
+            .required_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(term),
     }
     a
 }
@@ -577,7 +605,12 @@ mod tests {
         let inputs = Inputs {
             cluster: "prod".into(),
             namespace: "mon".into(),
-            config_maps: [("objs".to_string(), [("web.cfg".to_string(), objects.to_string())].into_iter().collect())].into_iter().collect(),
+            config_maps: [(
+                "objs".to_string(),
+                [("web.cfg".to_string(), objects.to_string())].into_iter().collect(),
+            )]
+            .into_iter()
+            .collect(),
             resource_secrets: BTreeMap::new(),
             mongodb_uri: Some("mongodb://x".into()),
             database: "shinken".into(),
@@ -625,20 +658,46 @@ mod tests {
     #[test]
     fn a_daemon_pod_runs_its_role_with_probes_token_and_config_hash() {
         let d = run(&cluster(base()), &[], "");
-        let dep = d.deployments.iter().find(|x| x.metadata.name.as_deref() == Some("prod-poller-spare-0")).unwrap();
+        let dep = d
+            .deployments
+            .iter()
+            .find(|x| x.metadata.name.as_deref() == Some("prod-poller-spare-0"))
+            .unwrap();
         let tpl = &dep.spec.as_ref().unwrap().template;
         let pod = tpl.spec.as_ref().unwrap();
         let c = &pod.containers[0];
         assert_eq!(
             c.args.as_ref().unwrap(),
-            &["poller", "--config", "/etc/shinken/shinken.cfg", "--name", "poller-spare-0", "--listen", "0.0.0.0:7771"]
+            &[
+                "poller",
+                "--config",
+                "/etc/shinken/shinken.cfg",
+                "--name",
+                "poller-spare-0",
+                "--listen",
+                "0.0.0.0:7771"
+            ]
         );
-        assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/health"));
+        assert_eq!(
+            c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(),
+            Some("/health")
+        );
         assert!(c.env.as_ref().unwrap().iter().any(|e| e.name == "SHINKEN_TOKEN"));
-        assert!(tpl.metadata.as_ref().unwrap().annotations.as_ref().unwrap().contains_key(ANNOTATION_CONFIG_HASH));
+        assert!(
+            tpl.metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()
+                .contains_key(ANNOTATION_CONFIG_HASH)
+        );
         let anti = pod.affinity.as_ref().unwrap().pod_anti_affinity.as_ref().unwrap();
         let term = &anti.preferred_during_scheduling_ignored_during_execution.as_ref().unwrap()[0].pod_affinity_term;
-        assert_eq!(term.label_selector.as_ref().unwrap().match_labels.as_ref().unwrap()[LABEL_SPARE], "false");
+        assert_eq!(
+            term.label_selector.as_ref().unwrap().match_labels.as_ref().unwrap()[LABEL_SPARE],
+            "false"
+        );
     }
 
     #[test]
@@ -646,15 +705,40 @@ mod tests {
         let mut spec = base();
         spec["roles"] = serde_json::json!({ "scheduler": { "antiAffinity": "Required" } });
         let d = run(&cluster(spec), &[], "");
-        let dep = d.deployments.iter().find(|x| x.metadata.name.as_deref() == Some("prod-scheduler-0")).unwrap();
-        let anti = dep.spec.as_ref().unwrap().template.spec.as_ref().unwrap().affinity.clone().unwrap().pod_anti_affinity.unwrap();
+        let dep = d
+            .deployments
+            .iter()
+            .find(|x| x.metadata.name.as_deref() == Some("prod-scheduler-0"))
+            .unwrap();
+        let anti = dep
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .affinity
+            .clone()
+            .unwrap()
+            .pod_anti_affinity
+            .unwrap();
         assert_eq!(anti.required_during_scheduling_ignored_during_execution.unwrap().len(), 1);
     }
 
     #[test]
     fn fenced_masters_are_scaled_to_zero() {
         let d = run(&cluster(base()), &["scheduler-0".to_string()], "");
-        let replicas = |n: &str| d.deployments.iter().find(|x| x.metadata.name.as_deref() == Some(n)).unwrap().spec.as_ref().unwrap().replicas;
+        let replicas = |n: &str| {
+            d.deployments
+                .iter()
+                .find(|x| x.metadata.name.as_deref() == Some(n))
+                .unwrap()
+                .spec
+                .as_ref()
+                .unwrap()
+                .replicas
+        };
         assert_eq!(replicas("prod-scheduler-0"), Some(0));
         assert_eq!(replicas("prod-scheduler-spare-0"), Some(1));
     }

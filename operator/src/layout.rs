@@ -52,7 +52,11 @@ pub const FIELD_MANAGER: &str = "shinken-operator";
 /// The name of a daemon in the generated configuration: `scheduler-0` for masters,
 /// `scheduler-spare-0` for spares.
 pub fn daemon_name(role: &str, spare: bool, index: usize) -> String {
-    if spare { format!("{role}-spare-{index}") } else { format!("{role}-{index}") }
+    if spare {
+        format!("{role}-spare-{index}")
+    } else {
+        format!("{role}-{index}")
+    }
 }
 
 /// The Deployment and Service of a daemon: `<cluster>-<daemon>`.

@@ -9,6 +9,16 @@
 //! semantics). The operator lays out the pods, tells the arbiter fast when a pod fails, and fences
 //! the old master so that it never runs beside its spare.
 
+pub mod arbiter;
+pub mod controller;
 pub mod crd;
+pub mod desired;
+pub mod import;
 pub mod layout;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+pub mod takeover;
+pub mod tree;
 pub mod yaml;

@@ -1,11 +1,12 @@
 //! `shinken-operator`: the command line. `crd` prints the CRD; `run` runs the controller;
-//! `import` turns a Shinken tree into a ShinkenCluster.
+//! `import` turns a Shinken tree into a ShinkenCluster and its ConfigMaps.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn usage() -> &'static str {
-    "usage: shinken-operator crd\n       shinken-operator run [--metrics-addr ADDR] [--leader-elect] [--namespace NS]\n       shinken-operator import PATH --name NAME [--namespace NS] [--image IMAGE]"
-}
+const USAGE: &str = "usage: shinken-operator crd
+       shinken-operator run [--metrics-addr ADDR:PORT] [--leader-elect] [--namespace NS]
+       shinken-operator import PATH --name NAME [--namespace NS] [--image IMAGE]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -14,9 +15,75 @@ fn main() -> ExitCode {
             print!("{}", shinken_operator::yaml::crd_yaml());
             ExitCode::SUCCESS
         }
+        Some("run") => run(&args[1..]),
+        Some("import") => import(&args[1..]),
         _ => {
-            eprintln!("{}", usage());
+            eprintln!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let options = match shinken_operator::controller::parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("shinken-operator run: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(shinken_operator::controller::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import(args: &[String]) -> ExitCode {
+    let mut path = None;
+    let mut options = shinken_operator::import::ImportOptions {
+        name: String::new(),
+        namespace: None,
+        image: shinken_operator::import::DEFAULT_IMAGE.to_string(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        let r = match a.as_str() {
+            "--name" => value().map(|v| options.name = v),
+            "--namespace" => value().map(|v| options.namespace = Some(v)),
+            "--image" => value().map(|v| options.image = v),
+            p if path.is_none() && !p.starts_with("--") => {
+                path = Some(PathBuf::from(p));
+                Ok(())
+            }
+            other => Err(format!("unexpected argument '{other}'")),
+        };
+        if let Err(e) = r {
+            eprintln!("shinken-operator import: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let (Some(path), false) = (path, options.name.is_empty()) else {
+        eprintln!("shinken-operator import: PATH and --name NAME are required\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    match shinken_operator::import::import_tree(&path, &options).and_then(|i| i.to_yaml()) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shinken-operator import: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -43,17 +43,28 @@ impl Failure {
 /// Why a pod counts as failed, if it does.
 pub fn pod_failure(pod: &Pod, current_hash: &str, now: Timestamp, grace_seconds: i64) -> Option<String> {
     let name = pod.metadata.name.as_deref().unwrap_or("?");
-    let hash = pod.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_CONFIG_HASH)).map(String::as_str);
+    let hash = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_CONFIG_HASH))
+        .map(String::as_str);
     let planned = hash.is_some_and(|h| h != current_hash);
     if pod.metadata.deletion_timestamp.is_some() {
         return (!planned).then(|| format!("pod {name} is being deleted"));
     }
     let status = pod.status.as_ref()?;
     if status.reason.as_deref() == Some("Evicted") {
-        return Some(format!("pod {name} was evicted: {}", status.message.as_deref().unwrap_or("no message")));
+        return Some(format!(
+            "pod {name} was evicted: {}",
+            status.message.as_deref().unwrap_or("no message")
+        ));
     }
     if status.phase.as_deref() == Some("Failed") {
-        return Some(format!("pod {name} failed: {}", status.message.as_deref().or(status.reason.as_deref()).unwrap_or("no message")));
+        return Some(format!(
+            "pod {name} failed: {}",
+            status.message.as_deref().or(status.reason.as_deref()).unwrap_or("no message")
+        ));
     }
     for c in status.container_statuses.iter().flatten() {
         if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref())
@@ -67,7 +78,11 @@ pub fn pod_failure(pod: &Pod, current_hash: &str, now: Timestamp, grace_seconds:
         return None;
     }
     // Not Ready: since when. A pod that never became Ready counts from its start.
-    let since = ready.last_transition_time.as_ref().map(|t| t.0).or(status.start_time.as_ref().map(|t| t.0))?;
+    let since = ready
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+        .or(status.start_time.as_ref().map(|t| t.0))?;
     let for_seconds = now.as_second() - since.as_second();
     (for_seconds > grace_seconds).then(|| format!("pod {name} not Ready for {for_seconds} s (grace {grace_seconds} s)"))
 }
@@ -102,8 +117,13 @@ pub fn failures(cluster: &ShinkenCluster, pods: &[Pod], current_hash: &str, now:
         // A pod being deleted stops the daemon's process even when its replacement already runs:
         // that is the fast signal. Otherwise only the newest pod counts (an evicted pod object
         // lingers long after its replacement is fine).
-        let newest = mine.iter().max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0)).expect("not empty");
-        let deleting = mine.iter().find(|p| p.metadata.deletion_timestamp.is_some() && pod_failure(p, current_hash, now, grace).is_some());
+        let newest = mine
+            .iter()
+            .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .expect("not empty");
+        let deleting = mine
+            .iter()
+            .find(|p| p.metadata.deletion_timestamp.is_some() && pod_failure(p, current_hash, now, grace).is_some());
         if let Some(p) = deleting.or(Some(newest))
             && let Some(reason) = pod_failure(p, current_hash, now, grace)
         {
@@ -115,7 +135,11 @@ pub fn failures(cluster: &ShinkenCluster, pods: &[Pod], current_hash: &str, now:
 
 /// The masters fenced now.
 pub fn fenced(cluster: &ShinkenCluster) -> BTreeSet<String> {
-    cluster.status.as_ref().map(|s| s.fenced.iter().cloned().collect()).unwrap_or_default()
+    cluster
+        .status
+        .as_ref()
+        .map(|s| s.fenced.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// What to do about the failures.
@@ -213,7 +237,10 @@ mod tests {
         s.phase = Some("Failed".into());
         s.reason = Some("Evicted".into());
         s.message = Some("The node was low on resource: memory.".into());
-        assert_eq!(pod_failure(&p, "h", t(1), 10).unwrap(), "pod p was evicted: The node was low on resource: memory.");
+        assert_eq!(
+            pod_failure(&p, "h", t(1), 10).unwrap(),
+            "pod p was evicted: The node was low on resource: memory."
+        );
 
         let mut p = pod("p", "scheduler-0", "h", false, 0);
         p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {

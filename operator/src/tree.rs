@@ -85,7 +85,11 @@ pub fn build(spec: &ShinkenClusterSpec, inputs: &Inputs) -> Result<Tree, Vec<Str
                 key: key.clone(),
             };
             if let Some(previous) = tree.files.insert(full.clone(), TreeFile { content, origin }) {
-                errors.push(format!("{full}: given twice ({} and ConfigMap {} key {key})", describe(&previous.origin), source.name));
+                errors.push(format!(
+                    "{full}: given twice ({} and ConfigMap {} key {key})",
+                    describe(&previous.origin),
+                    source.name
+                ));
             }
         }
     }
@@ -103,15 +107,23 @@ pub fn build(spec: &ShinkenClusterSpec, inputs: &Inputs) -> Result<Tree, Vec<Str
                 name: name.clone(),
                 key: key.clone(),
             };
-            tree.files.insert(path, TreeFile { content: content.clone(), origin });
+            tree.files.insert(
+                path,
+                TreeFile {
+                    content: content.clone(),
+                    origin,
+                },
+            );
         }
     }
     if let Some(uri) = &inputs.mongodb_uri {
         resource_files.push(RETENTION_FILE.to_string());
-        tree.files.insert(RETENTION_FILE.to_string(), generated(format!("{MONGODB_URI_MACRO}={uri}\n")));
+        tree.files
+            .insert(RETENTION_FILE.to_string(), generated(format!("{MONGODB_URI_MACRO}={uri}\n")));
     }
 
-    tree.files.insert(MAIN_FILE.to_string(), generated(main_file(spec, &resource_files)));
+    tree.files
+        .insert(MAIN_FILE.to_string(), generated(main_file(spec, &resource_files)));
     tree.files.insert(DAEMONS_FILE.to_string(), generated(daemons_file(spec, inputs)));
 
     if errors.is_empty() { Ok(tree) } else { Err(errors) }
@@ -235,22 +247,39 @@ pub fn validate(tree: &Tree) -> Result<Validated, Vec<String>> {
     let dir = Scratch::new().map_err(|e| vec![format!("cannot write a scratch tree: {e}")])?;
     for (path, file) in &tree.files {
         let full = dir.0.join(path);
-        let written = full.parent().map(std::fs::create_dir_all).unwrap_or(Ok(())).and_then(|_| std::fs::write(&full, &file.content));
+        let written = full
+            .parent()
+            .map(std::fs::create_dir_all)
+            .unwrap_or(Ok(()))
+            .and_then(|_| std::fs::write(&full, &file.content));
         if let Err(e) = written {
             return Err(vec![format!("cannot write a scratch tree: {e}")]);
         }
     }
     let cfg = shinken_config::load(&dir.0.join(MAIN_FILE)).map_err(|e| vec![e.to_string()])?;
     let rename = |report: shinken_config::diag::Report| {
-        let rel = Path::new(&report.file).strip_prefix(&dir.0).map(|p| p.to_string_lossy().into_owned()).unwrap_or(report.file.clone());
+        let rel = Path::new(&report.file)
+            .strip_prefix(&dir.0)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or(report.file.clone());
         let file = tree.files.get(&rel).map(|f| describe(&f.origin)).unwrap_or(rel);
         shinken_config::diag::Report { file, ..report }.to_string()
     };
-    let errors: Vec<String> = cfg.diag.reports(shinken_config::diag::Severity::Error, &cfg.sources).into_iter().map(rename).collect();
+    let errors: Vec<String> = cfg
+        .diag
+        .reports(shinken_config::diag::Severity::Error, &cfg.sources)
+        .into_iter()
+        .map(rename)
+        .collect();
     if !errors.is_empty() {
         return Err(errors);
     }
-    let warnings = cfg.diag.reports(shinken_config::diag::Severity::Warning, &cfg.sources).into_iter().map(rename).collect();
+    let warnings = cfg
+        .diag
+        .reports(shinken_config::diag::Severity::Warning, &cfg.sources)
+        .into_iter()
+        .map(rename)
+        .collect();
     let count = |k| cfg.objects.get(&k).map_or(0, Vec::len);
     Ok(Validated {
         hash: hash(tree),
@@ -279,7 +308,11 @@ impl Scratch {
     fn new() -> std::io::Result<Scratch> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!("shinken-operator-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "shinken-operator-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&p)?;
         Ok(Scratch(p))
     }
@@ -316,7 +349,12 @@ define service {\n    host_name web1\n    service_description http\n    check_co
         Inputs {
             cluster: "prod".into(),
             namespace: "mon".into(),
-            config_maps: [("objs".to_string(), [("hosts__web.cfg".to_string(), content.to_string())].into_iter().collect())].into_iter().collect(),
+            config_maps: [(
+                "objs".to_string(),
+                [("hosts__web.cfg".to_string(), content.to_string())].into_iter().collect(),
+            )]
+            .into_iter()
+            .collect(),
             resource_secrets: BTreeMap::new(),
             mongodb_uri: Some("mongodb://u:p@prod-mongodb.mon.svc:27017/?authSource=admin".into()),
             database: "shinken".into(),
@@ -347,11 +385,16 @@ define service {\n    host_name web1\n    service_description http\n    check_co
 
     #[test]
     fn errors_name_the_configmap_key_line_and_object() {
-        let bad = OBJECTS.replace("check_command check_dummy\n    check_interval", "check_command check_missing\n    check_interval");
+        let bad = OBJECTS.replace(
+            "check_command check_dummy\n    check_interval",
+            "check_command check_missing\n    check_interval",
+        );
         let tree = build(&spec_with(&["objs"]), &inputs(&bad)).unwrap();
         let errors = validate(&tree).unwrap_err();
         assert!(
-            errors.iter().any(|e| e.starts_with("ConfigMap objs key hosts__web.cfg:") && e.contains("check_missing")),
+            errors
+                .iter()
+                .any(|e| e.starts_with("ConfigMap objs key hosts__web.cfg:") && e.contains("check_missing")),
             "{errors:?}"
         );
     }

@@ -33,7 +33,10 @@ mod tests {
     fn the_committed_crd_is_the_generated_one() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let generated = super::crd_yaml();
-        for path in ["crds/shinkenclusters.shinken.io.yaml", "charts/shinken-operator/files/shinkenclusters.shinken.io.yaml"] {
+        for path in [
+            "crds/shinkenclusters.shinken.io.yaml",
+            "charts/shinken-operator/files/shinkenclusters.shinken.io.yaml",
+        ] {
             let committed = std::fs::read_to_string(root.join(path)).unwrap_or_default();
             assert!(
                 committed == generated,

@@ -1,7 +1,6 @@
 //! `shinken-operator`: the command line. `crd` prints the CRD; `run` runs the controller;
 //! `import` turns a Shinken tree into a ShinkenCluster and its ConfigMaps.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: shinken-operator crd
@@ -48,35 +47,15 @@ fn run(args: &[String]) -> ExitCode {
 }
 
 fn import(args: &[String]) -> ExitCode {
-    let mut path = None;
-    let mut options = shinken_operator::import::ImportOptions {
-        name: String::new(),
-        namespace: None,
-        image: shinken_operator::import::DEFAULT_IMAGE.to_string(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
-        let r = match a.as_str() {
-            "--name" => value().map(|v| options.name = v),
-            "--namespace" => value().map(|v| options.namespace = Some(v)),
-            "--image" => value().map(|v| options.image = v),
-            p if path.is_none() && !p.starts_with("--") => {
-                path = Some(PathBuf::from(p));
-                Ok(())
-            }
-            other => Err(format!("unexpected argument '{other}'")),
-        };
-        if let Err(e) = r {
+    use shinken_operator::import::{import_tree, parse_args};
+    let (path, options) = match parse_args(args) {
+        Ok(x) => x,
+        Err(e) => {
             eprintln!("shinken-operator import: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
-    }
-    let (Some(path), false) = (path, options.name.is_empty()) else {
-        eprintln!("shinken-operator import: PATH and --name NAME are required\n{USAGE}");
-        return ExitCode::from(2);
     };
-    match shinken_operator::import::import_tree(&path, &options).and_then(|i| i.to_yaml()) {
+    match import_tree(&path, &options).and_then(|i| i.to_yaml()) {
         Ok(yaml) => {
             print!("{yaml}");
             ExitCode::SUCCESS

@@ -19,6 +19,12 @@
 //!   Master is dead. The arbiter NAME take the lead", marks the master dead and runs the same
 //!   loop as a master, on the configuration the master sent it if any; when the master speaks
 //!   again (`do_not_run` or `put_conf`) it stops dispatching and probing and waits again.
+//! - a master with spare arbiters speaks to the daemons (probes, dispatch, switchover) only while
+//!   a spare arbiter took one of its heartbeats, or the epoch store answered, within the spare's
+//!   wait ([`Witness`]; it reads the store every loop on the heartbeat task). Cut from both by a
+//!   partition it cannot tell whether a spare leads now, so it falls silent: its schedulers then
+//!   stop acting on their parts after their fencing window (see `scheduler::fencing`); it speaks
+//!   again once it reaches either.
 //!
 //! API (behind the cluster token, beside the common routes): `GET /v1/status` (`master`: whether
 //! this arbiter leads now; every daemon, the other arbiters included, with its liveness as this
@@ -33,7 +39,7 @@
 
 use super::dispatch::{Action, Dispatcher, Level, Log, SwitchoverError, url_of};
 use super::epoch::{EpochStore, MemoryEpochStore, RetentionEpochStore};
-use super::ha::{self, Change, MasterWatch, PeerState};
+use super::ha::{self, Change, MasterWatch, PeerState, Vouch, Witness};
 use super::parts::Part;
 use super::whole_cfg::{magic_hash, read_whole_cfg, whole_cfg};
 use super::wire::{ArbiterConf, DoNotRunQuery, HaveConfQuery, SwitchoverReply, SwitchoverRequest};
@@ -192,6 +198,22 @@ struct State {
     /// The highest epoch the master arbiter told this spare (`do_not_run`, `put_conf`): its
     /// epochs start above it when it takes the lead.
     heard_epoch: u64,
+    /// A master's proof that no spare arbiter leads in its place (none for a spare, or a master
+    /// without spare arbiters): without it, it does not speak to the daemons.
+    witness: Option<Witness>,
+    /// A read of the epoch store for the witness is in flight.
+    store_check_busy: bool,
+}
+
+/// The witness a master arbiter with spare arbiters among `peers` needs (see [`Witness`]),
+/// keeping what it had; none for a spare, or a master alone.
+fn witness_for(spare: bool, peers: &[Peer], wait: f64, now: f64, before: Option<Witness>) -> Option<Witness> {
+    if spare || !peers.iter().any(|p| p.state.def.spare) {
+        return None;
+    }
+    let mut w = before.unwrap_or_else(|| Witness::new(wait, now));
+    w.set_wait(wait);
+    Some(w)
 }
 
 /// The arbiter: its identity and its shared state.
@@ -612,13 +634,17 @@ impl Arbiter {
                 whole: whole.clone(),
                 epoch,
             };
-            let (me, peer) = (self.clone(), p.state.def.name.clone());
+            let (me, peer, started) = (self.clone(), p.state.def.name.clone(), self.mono());
             running.spawn(async move {
                 let outcome = heartbeat(h).await;
-                let mut s = me.lock();
+                let mut guard = me.lock();
+                let s = &mut *guard;
                 let Some(p) = s.peers.iter_mut().find(|p| p.state.def.name == peer) else {
                     return;
                 };
+                if let (true, Some(w)) = (outcome.is_ok() && p.state.def.spare, s.witness.as_mut()) {
+                    w.seen(started);
+                }
                 if let Ok(true) = outcome {
                     info!("Configuration sent to arbiter {peer}");
                 }
@@ -629,11 +655,57 @@ impl Arbiter {
         }
     }
 
+    /// The master, every loop: reads the epoch store unless a read is in flight; an answer is a
+    /// witness that no spare leads unseen (see [`Witness`]).
+    fn check_store(self: &Arc<Self>, running: &mut JoinSet<()>) {
+        {
+            let mut s = self.lock();
+            if s.witness.is_none() || s.store_check_busy {
+                return;
+            }
+            s.store_check_busy = true;
+        }
+        let (me, store, started) = (self.clone(), self.epochs.clone(), self.mono());
+        running.spawn(async move {
+            let answered = tokio::task::spawn_blocking(move || store.current()).await.is_ok_and(|r| r.is_ok());
+            let mut s = me.lock();
+            s.store_check_busy = false;
+            if let (true, Some(w)) = (answered, s.witness.as_mut()) {
+                w.seen(started);
+            }
+        });
+    }
+
+    /// Whether this arbiter may speak to the daemons now: not a master that reached neither a
+    /// spare arbiter nor the epoch store for longer than the spare's wait (see [`Witness`]).
+    fn vouching(&self) -> bool {
+        let mut s = self.lock();
+        let t = self.mono();
+        let Some(w) = s.witness.as_mut() else { return true };
+        match w.tick(t) {
+            Some(Vouch::Stopped { silence }) => warn!(
+                "I reached neither a spare arbiter nor the epoch store for {silence:.1} s (a spare takes the lead after {} s \
+                 without me): one may lead now. I stop speaking to the daemons until I reach one; my schedulers stop acting \
+                 on their parts after their fencing window",
+                w.wait()
+            ),
+            Some(Vouch::Resumed) => info!("I reach a spare arbiter or the epoch store again: I speak to the daemons again"),
+            None => {}
+        }
+        !w.stopped()
+    }
+
     /// `POST /v1/switchover`: the old holder stops, then the target gets the part.
     pub async fn switchover(&self, req: &SwitchoverRequest) -> Result<SwitchoverReply, ApiError> {
         if !self.leading() {
             return Err(ApiError::conflict(format!(
                 "{} does not lead (it is a spare waiting for the master's death): ask the master arbiter",
+                self.name
+            )));
+        }
+        if !self.vouching() {
+            return Err(ApiError::conflict(format!(
+                "{} reaches neither a spare arbiter nor the epoch store: a spare may lead now",
                 self.name
             )));
         }
@@ -725,6 +797,7 @@ impl Arbiter {
         let s = &mut *guard;
         s.dispatcher.reload(&prepared.topology, &prepared.parts);
         s.peers = peers(&prepared.topology, &self.name, &self.token, &s.peers);
+        s.witness = witness_for(self.spare, &s.peers, prepared.master_wait, self.mono(), s.witness.take());
         s.clients = clients;
         if let Some(w) = s.watch.as_mut() {
             w.set_wait(prepared.master_wait);
@@ -885,6 +958,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         Ok(epoch) => dispatcher.follow_epoch(epoch),
         Err(e) => warn!("Cannot read the stored epoch counter: {e}"),
     }
+    let other_arbiters = peers(&prepared.topology, &def.name, &token, &[]);
     let arbiter = Arc::new(Arbiter {
         name: def.name.clone(),
         spare: def.spare,
@@ -894,7 +968,9 @@ pub async fn run(args: &Args) -> Result<(), String> {
         state: Mutex::new(State {
             dispatcher,
             clients: clients(&prepared.topology, &token),
-            peers: peers(&prepared.topology, &def.name, &token, &[]),
+            witness: witness_for(def.spare, &other_arbiters, prepared.master_wait, 0.0, None),
+            store_check_busy: false,
+            peers: other_arbiters,
             watch: def.spare.then(|| MasterWatch::new(prepared.master_wait, 0.0)),
             heard_epoch: 0,
             prepared,
@@ -937,6 +1013,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         loop {
             while running.try_join_next().is_some() {}
             hb_arbiter.heartbeats(&mut running);
+            hb_arbiter.check_store(&mut running);
             tokio::select! {
                 _ = tokio::time::sleep(LOOP_PERIOD) => {}
                 _ = rx.changed() => break,
@@ -959,7 +1036,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         }
         loop {
             loop_arbiter.watch_master().await;
-            if loop_arbiter.leading() {
+            if loop_arbiter.leading() && loop_arbiter.vouching() {
                 let again = tokio::select! {
                     placed = loop_arbiter.pass() => placed,
                     _ = rx.changed() => break,

@@ -1,7 +1,8 @@
 //! Arbiter high availability, the pure part (semantics reference, 2.9): the spare's wait for
-//! the master's death ([`MasterWatch`]) and what one arbiter knows of the others
-//! ([`PeerState`]). Time is an input: the daemon passes seconds of a monotonic clock, so a
-//! wall-clock jump neither kills nor revives a master (Shinken compensates jumps over 900 s).
+//! the master's death ([`MasterWatch`]), the master's proof that no spare leads in its place
+//! ([`Witness`]) and what one arbiter knows of the others ([`PeerState`]). Time is an input:
+//! the daemon passes seconds of a monotonic clock, so a wall-clock jump neither kills nor
+//! revives a master (Shinken compensates jumps over 900 s).
 
 use shinken_config::daemons::{DaemonDef, Role, Topology};
 
@@ -100,6 +101,86 @@ impl MasterWatch {
             return Some(Change::TookLead);
         }
         None
+    }
+}
+
+/// A change decided by [`Witness`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Vouch {
+    /// Nothing witnessed for `silence` seconds, longer than the wait: a spare may lead now.
+    Stopped { silence: f64 },
+    /// A spare arbiter or the epoch store answered again.
+    Resumed,
+}
+
+/// The master arbiter's proof that no spare arbiter leads in its place (DESIGN, "Fencing").
+///
+/// A spare takes the lead after `wait` seconds without `do_not_run`. So the master speaks to the
+/// daemons (probes, dispatch) only while a spare arbiter answered its heartbeat (that spare's
+/// wait restarted), or the epoch store answered (a spare that leads raises the counter there, and
+/// the store refuses the writes of the master's stale schedulers, which reach it as the master
+/// does), within the last `wait` seconds. Cut from both (a partition that leaves it alone with
+/// its own box) it cannot tell whether a spare leads now: it stops speaking to the daemons, so
+/// that its schedulers stop acting on their parts when their fencing window passes without an
+/// arbiter's call, and speaks again once it reaches either.
+///
+/// Times are the starts of the contacts (seconds of a monotonic clock): a spare's wait
+/// restarts no earlier than the heartbeat that restarted it was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Witness {
+    wait: f64,
+    /// When the last contact answered started (or the wait, at start).
+    last: f64,
+    stopped: bool,
+}
+
+impl Witness {
+    /// Counting starts at `now` (a master just started has `wait` seconds to reach one).
+    pub fn new(wait: f64, now: f64) -> Witness {
+        Witness {
+            wait,
+            last: now,
+            stopped: false,
+        }
+    }
+
+    pub fn wait(&self) -> f64 {
+        self.wait
+    }
+
+    pub fn set_wait(&mut self, wait: f64) {
+        self.wait = wait;
+    }
+
+    /// A spare arbiter took a heartbeat, or the epoch store answered, in a contact started at
+    /// `started`.
+    pub fn seen(&mut self, started: f64) {
+        self.last = self.last.max(started);
+    }
+
+    /// Whether the master must not speak to the daemons now.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Called before each pass: stops once nothing was witnessed for longer than the wait,
+    /// resumes once something was.
+    pub fn tick(&mut self, now: f64) -> Option<Vouch> {
+        if now < self.last {
+            self.last = now; // a clock that went back: count from here
+        }
+        let silence = now - self.last;
+        match (self.stopped, silence > self.wait) {
+            (false, true) => {
+                self.stopped = true;
+                Some(Vouch::Stopped { silence })
+            }
+            (true, false) => {
+                self.stopped = false;
+                Some(Vouch::Resumed)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -213,6 +294,44 @@ mod tests {
         let text = "define arbiter {\n arbiter_name b\n spare 1\n}\n";
         let cfg = crate::arbiter::whole_cfg::read_whole_cfg(text, "/t/shinken.cfg");
         assert_eq!(master_wait(&cfg.topology), DEFAULT_MASTER_WAIT);
+    }
+
+    #[test]
+    fn the_master_stops_speaking_when_it_reaches_neither_a_spare_nor_the_store() {
+        let mut w = Witness::new(3.0, T0);
+        assert_eq!(w.tick(T0 + 3.0), None, "a master just started has the wait to reach one");
+        // Heartbeats answered every second (or the store): it speaks.
+        for k in 1..10 {
+            let t = T0 + f64::from(k);
+            w.seen(t - 0.5);
+            assert_eq!(w.tick(t), None);
+            assert!(!w.stopped());
+        }
+        // Cut from both: stops once the wait is over, counted from the start of the last
+        // contact answered (a spare's wait restarted no earlier).
+        assert_eq!(w.tick(T0 + 11.5), None, "at the wait: still speaking");
+        assert_eq!(w.tick(T0 + 12.0), Some(Vouch::Stopped { silence: 3.5 }));
+        assert!(w.stopped());
+        assert_eq!(w.tick(T0 + 30.0), None, "once");
+        // A contact started long ago and answered late does not count as recent.
+        w.seen(T0 + 8.0);
+        assert_eq!(w.tick(T0 + 31.0), None);
+        assert!(w.stopped());
+        // Either answers again: it speaks again.
+        w.seen(T0 + 31.0);
+        assert_eq!(w.tick(T0 + 31.2), Some(Vouch::Resumed));
+        assert!(!w.stopped());
+        assert_eq!(w.tick(T0 + 34.0), None);
+        assert!(w.tick(T0 + 34.1).is_some(), "and stops again after another silent wait");
+    }
+
+    #[test]
+    fn a_longer_wait_from_a_reload_counts_at_once() {
+        let mut w = Witness::new(3.0, T0);
+        w.set_wait(10.0);
+        assert_eq!(w.tick(T0 + 9.0), None);
+        assert_eq!(w.tick(T0 + 10.5), Some(Vouch::Stopped { silence: 10.5 }));
+        assert_eq!(w.tick(T0 - 5.0), Some(Vouch::Resumed), "a clock that went back counts from there");
     }
 
     #[test]

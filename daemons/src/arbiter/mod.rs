@@ -5,8 +5,8 @@
 //! - [`parts`]: linked hosts kept together, packs spread over a realm's schedulers by weight;
 //! - [`dispatch`]: the dispatcher's decisions, pure (time is an input): liveness from probes,
 //!   which scheduler runs which part with which epoch, which satellites serve it, who must idle;
-//! - [`ha`]: arbiter high availability, pure: the spare's wait for the master's death, what an
-//!   arbiter knows of the others;
+//! - [`ha`]: arbiter high availability, pure: the spare's wait for the master's death, the
+//!   master's proof that no spare leads in its place, what an arbiter knows of the others;
 //! - [`epoch`]: where the epoch counter lives ([`epoch::EpochStore`], in memory for now);
 //! - [`whole_cfg`]: the whole configuration as cfg text, what the master sends the spares;
 //! - [`wire`]: the bodies of the arbiter-to-arbiter calls and of the switchover command;

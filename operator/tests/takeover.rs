@@ -155,12 +155,17 @@ where
 }
 
 fn cluster_spec() -> ShinkenCluster {
+    cluster_with(0, 1)
+}
+
+/// The test cluster with `arbiter_spares` spare arbiters and `scheduler_spares` spare schedulers.
+fn cluster_with(arbiter_spares: i32, scheduler_spares: i32) -> ShinkenCluster {
     let spec = serde_json::json!({
         "image": "shinken:test",
         "config": { "configMaps": [ { "name": "objs" } ] },
         "roles": {
-            "arbiter": { "masters": 1, "spares": 0 },
-            "scheduler": { "masters": 1, "spares": 1 },
+            "arbiter": { "masters": 1, "spares": arbiter_spares },
+            "scheduler": { "masters": 1, "spares": scheduler_spares },
             "poller": { "masters": 1, "spares": 0 },
             "reactionner": { "masters": 0, "spares": 0 },
             "broker": { "masters": 1, "spares": 0 },
@@ -218,10 +223,14 @@ fn ready_pod(daemon: &str, hash: &str) -> Pod {
 }
 
 async fn fake_kube(objects: &str) -> kube::Client {
+    fake_kube_with(cluster_spec(), objects).await
+}
+
+async fn fake_kube_with(cluster: ShinkenCluster, objects: &str) -> kube::Client {
     ClientBuilder::new()
         .with_resource::<ShinkenCluster>()
         .with_status_subresource::<ShinkenCluster>()
-        .with_object(cluster_spec())
+        .with_object(cluster)
         .with_object(secret("prod-token", "token", SECRET))
         .with_object(secret("mongo", "uri", "mongodb://127.0.0.1:1/?directConnection=true"))
         .with_object(config_map("objs", "hosts__web.cfg", objects))
@@ -262,6 +271,89 @@ async fn replicas(kube: &kube::Client, name: &str) -> Option<i32> {
     deps.get(name).await.unwrap().spec.unwrap().replicas
 }
 
+/// Starts the daemons, the arbiters last, so that the first dispatch finds the masters up.
+async fn start_all<'a>(names: &[&'a str], ports: &BTreeMap<&str, u16>, dir: &Path) -> BTreeMap<&'a str, Daemon> {
+    let mut daemons: BTreeMap<&str, Daemon> = BTreeMap::new();
+    let mut order: Vec<&str> = names.to_vec();
+    order.sort_by_key(|n| (n.starts_with("arbiter"), n.contains("spare")));
+    for n in order {
+        daemons.insert(n, Daemon::start(n.split('-').next().unwrap(), n, dir));
+        let port = ports[n];
+        wait_for(Duration::from_secs(15), &format!("{n} to answer"), || async move {
+            api_client(port).health().await.ok()
+        })
+        .await;
+    }
+    daemons
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_master_arbiter_pod_makes_the_spare_arbiter_lead_at_once() {
+    let tmp = TempDir::new("operator-arbiter-takeover").unwrap();
+    let dir = tmp.path().to_path_buf();
+    let names = ["arbiter-0", "arbiter-spare-0", "scheduler-0", "poller-0", "broker-0"];
+    let ports: BTreeMap<&str, u16> = names.iter().map(|n| (*n, free_port())).collect();
+    write_tree(&dir, &ports);
+    let mut daemons = start_all(&names, &ports, &dir).await;
+    let (master, spare) = (ports["arbiter-0"], ports["arbiter-spare-0"]);
+    wait_for(Duration::from_secs(20), "scheduler-0 to hold the part", || async {
+        (holder(master).await? == "scheduler-0").then_some(())
+    })
+    .await;
+    wait_for(Duration::from_secs(20), "the spare arbiter to wait", || async {
+        (!arbiter_status(spare).await?.master).then_some(())
+    })
+    .await;
+
+    let kube = fake_kube_with(cluster_with(1, 0), OBJECTS).await;
+    let ctx = context(kube.clone(), &ports);
+    let c = reconcile_once(&kube, &ctx).await;
+    let hash = c.status.as_ref().unwrap().config_hash.clone().unwrap();
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), NS);
+    for n in names {
+        pods.create(&PostParams::default(), &ready_pod(n, &hash)).await.unwrap();
+    }
+    let c = reconcile_once(&kube, &ctx).await;
+    assert_eq!(c.status.as_ref().unwrap().active_arbiter.as_deref(), Some("arbiter-0"));
+
+    // The master arbiter's pod goes: the spare is told, and leads without its 60 s wait.
+    let killed = Instant::now();
+    daemons.get_mut("arbiter-0").unwrap().kill();
+    pods.delete(&ready_pod("arbiter-0", &hash).metadata.name.unwrap(), &DeleteParams::default())
+        .await
+        .unwrap();
+    let _ = reconcile_once(&kube, &ctx).await;
+    wait_for(Duration::from_secs(20), "the spare arbiter to lead", || async {
+        arbiter_status(spare).await?.master.then_some(())
+    })
+    .await;
+    println!(
+        "master arbiter pod deleted -> spare arbiter leads: {:.2} s (its own wait: 60 s)",
+        killed.elapsed().as_secs_f64()
+    );
+    let log = fs::read_to_string(&daemons["arbiter-spare-0"].log).unwrap();
+    assert!(
+        log.contains("Arbiter Master is dead. The arbiter arbiter-spare-0 take the lead"),
+        "{log}"
+    );
+    assert!(
+        log.contains("The master arbiter was declared down: daemon arbiter-0 has no pod any more"),
+        "{log}"
+    );
+    // The part stays where it is (adopted, not re-dispatched), and the status names the new leader.
+    wait_for(
+        Duration::from_secs(20),
+        "the spare arbiter to see scheduler-0 holding the part",
+        || async { (holder(spare).await? == "scheduler-0").then_some(()) },
+    )
+    .await;
+    let c = reconcile_once(&kube, &ctx).await;
+    let st = c.status.unwrap();
+    assert_eq!(st.active_arbiter.as_deref(), Some("arbiter-spare-0"));
+    assert_eq!(st.fenced, vec!["arbiter-0".to_string()]);
+    assert_eq!(replicas(&kube, "prod-arbiter-0").await, Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_master_pod_makes_the_spare_take_over_in_seconds_and_a_switchover_brings_it_back() {
     let tmp = TempDir::new("operator-takeover").unwrap();
@@ -269,16 +361,7 @@ async fn a_deleted_master_pod_makes_the_spare_take_over_in_seconds_and_a_switcho
     let names = ["arbiter-0", "scheduler-0", "scheduler-spare-0", "poller-0", "broker-0"];
     let ports: BTreeMap<&str, u16> = names.iter().map(|n| (*n, free_port())).collect();
     write_tree(&dir, &ports);
-    // The satellites first, so that the arbiter's first dispatch finds the master scheduler up.
-    let mut daemons: BTreeMap<&str, Daemon> = BTreeMap::new();
-    for n in names.iter().rev() {
-        daemons.insert(n, Daemon::start(n.split('-').next().unwrap(), n, &dir));
-        let port = ports[n];
-        wait_for(Duration::from_secs(15), &format!("{n} to answer"), || async move {
-            api_client(port).health().await.ok()
-        })
-        .await;
-    }
+    let mut daemons = start_all(&names, &ports, &dir).await;
     let arbiter = ports["arbiter-0"];
     wait_for(Duration::from_secs(20), "scheduler-0 to hold the part", || async {
         (holder(arbiter).await? == "scheduler-0").then_some(())

@@ -514,7 +514,10 @@ impl Arbiter {
         let mut guard = self.lock();
         let s = &mut *guard;
         info!("Arbiter Master is dead. The arbiter {} take the lead", self.name);
-        info!("The master arbiter was silent for {silence:.1} seconds (the wait is {wait} seconds)");
+        match s.watch.as_mut().and_then(MasterWatch::take_declared_reason) {
+            Some(reason) => info!("The master arbiter was declared down: {reason}"),
+            None => info!("The master arbiter was silent for {silence:.1} seconds (the wait is {wait} seconds)"),
+        }
         for p in s.peers.iter_mut().filter(|p| !p.state.def.spare) {
             if std::mem::replace(&mut p.state.alive, false) {
                 warn!("Setting the arbiter {} to a dead state.", p.state.def.name);
@@ -810,6 +813,15 @@ impl Arbiter {
     /// An external signal that a daemon is gone.
     pub fn daemon_down(&self, name: &str, reason: &str) -> Result<(), ApiError> {
         let mut s = self.lock();
+        // A spare told that its master arbiter is gone takes the lead now, not after its wait.
+        let master_arbiter = s.peers.iter().any(|p| p.state.def.name == name && !p.state.def.spare);
+        if master_arbiter && let Some(w) = s.watch.as_mut() {
+            if !w.leading() {
+                info!("The master arbiter {name} is declared down ({reason}): I take the lead now");
+                w.master_declared_dead(reason);
+            }
+            return Ok(());
+        }
         let r = s.dispatcher.mark_dead(name, reason).map_err(ApiError::not_found);
         emit(s.dispatcher.take_log());
         r

@@ -41,6 +41,9 @@ pub struct MasterWatch {
     /// When the master last spoke, or the current wait started.
     last_heard: f64,
     leading: bool,
+    /// Why the master was declared dead from outside (the operator saw its pod go), if it was:
+    /// the lead is taken at the next tick without waiting.
+    declared_dead: Option<String>,
 }
 
 impl MasterWatch {
@@ -50,6 +53,7 @@ impl MasterWatch {
             wait,
             last_heard: now,
             leading: false,
+            declared_dead: None,
         }
     }
 
@@ -88,7 +92,21 @@ impl MasterWatch {
     }
 
     fn step_down(&mut self) -> Option<Change> {
+        self.declared_dead = None;
         std::mem::replace(&mut self.leading, false).then_some(Change::SteppedDown)
+    }
+
+    /// `POST /v1/daemons/{master}/down`: the master is gone (its pod was deleted): the next tick
+    /// takes the lead at once. The master speaking again makes the spare step down as usual.
+    pub fn master_declared_dead(&mut self, reason: &str) {
+        if !self.leading {
+            self.declared_dead = Some(reason.to_string());
+        }
+    }
+
+    /// Why the lead was taken early, once (for the log).
+    pub fn take_declared_reason(&mut self) -> Option<String> {
+        self.declared_dead.take()
     }
 
     /// Called every loop: takes the lead once the master was silent for longer than the wait.
@@ -96,7 +114,7 @@ impl MasterWatch {
         if now < self.last_heard {
             self.last_heard = now; // a clock that went back: count from here
         }
-        if !self.leading && now - self.last_heard > self.wait {
+        if !self.leading && (self.declared_dead.is_some() || now - self.last_heard > self.wait) {
             self.leading = true;
             return Some(Change::TookLead);
         }
@@ -348,5 +366,22 @@ mod tests {
         assert_eq!(p.heartbeat(Err("refused".into())), None, "logged once");
         assert_eq!(p.heartbeat(Ok(())).as_deref(), Some("Arbiter s is alive again"));
         assert!(p.alive && p.attempt == 0);
+    }
+
+    #[test]
+    fn a_master_declared_dead_is_replaced_at_the_next_tick() {
+        let mut w = MasterWatch::new(60.0, 0.0);
+        assert_eq!(w.tick(1.0), None);
+        w.master_declared_dead("pod arbiter-0 is being deleted");
+        assert_eq!(w.tick(1.1), Some(Change::TookLead));
+        assert_eq!(w.take_declared_reason().as_deref(), Some("pod arbiter-0 is being deleted"));
+        // The master speaks again: the spare steps down and waits the whole wait again.
+        assert_eq!(w.master_spoke(2.0), Some(Change::SteppedDown));
+        assert_eq!(w.tick(3.0), None);
+        // Declaring it dead while leading changes nothing.
+        let mut w = MasterWatch::new(1.0, 0.0);
+        assert_eq!(w.tick(2.0), Some(Change::TookLead));
+        w.master_declared_dead("late");
+        assert_eq!(w.take_declared_reason(), None);
     }
 }

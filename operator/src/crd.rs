@@ -28,7 +28,7 @@ pub const GROUP: &str = "shinken.io";
     category = "shinken",
     namespaced,
     status = "ShinkenClusterStatus",
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","description":"Whether every active daemon is ready"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","description":"Whether every daemon that should run (masters and spares, fenced ones aside) is ready"}"#,
     printcolumn = r#"{"name":"Daemons","type":"string","jsonPath":".status.readyDaemons","description":"Ready daemon pods out of those wanted"}"#,
     printcolumn = r#"{"name":"Arbiter","type":"string","jsonPath":".status.activeArbiter","description":"The arbiter that leads now"}"#,
     printcolumn = r#"{"name":"Last Takeover","type":"date","jsonPath":".status.lastTakeover.time","description":"When a spare last took over"}"#,
@@ -41,6 +41,7 @@ pub struct ShinkenClusterSpec {
     pub image: String,
     /// Pull policy of that image (Always, IfNotPresent, Never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self in ['Always', 'IfNotPresent', 'Never']").message("imagePullPolicy is Always, IfNotPresent or Never"))]
     pub image_pull_policy: Option<String>,
     /// The legacy Shinken/Nagios object configuration (hosts, services, commands, ...).
     #[serde(default)]

@@ -401,7 +401,7 @@ fn pod_template(
     };
     let mut annotations = BTreeMap::new();
     annotations.insert(ANNOTATION_CONFIG_HASH.to_string(), ctx.hash.to_string());
-    PodTemplateSpec {
+    let mut template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels),
             annotations: Some(annotations),
@@ -446,7 +446,24 @@ fn pod_template(
             ]),
             ..Default::default()
         }),
+    };
+    // The hash of everything above: a pod made from another template is being replaced.
+    let hash = template_hash(&template);
+    if let Some(a) = template.metadata.as_mut().and_then(|m| m.annotations.as_mut()) {
+        a.insert(ANNOTATION_TEMPLATE_HASH.to_string(), hash);
     }
+    template
+}
+
+/// FNV-1a of the template's JSON.
+fn template_hash(t: &PodTemplateSpec) -> String {
+    let text = serde_json::to_string(t).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// The user's affinity plus anti-affinity between a role's masters and spares (a spare on its
@@ -575,6 +592,8 @@ fn managed_mongodb(cluster: &ShinkenCluster, meta: &dyn Fn(String, BTreeMap<Stri
     let svc = Service {
         metadata: meta(object, labels),
         spec: Some(ServiceSpec {
+            // Headless: the StatefulSet's governing Service.
+            cluster_ip: Some("None".to_string()),
             selector: Some(selector),
             ports: Some(vec![ServicePort {
                 name: Some("mongodb".to_string()),

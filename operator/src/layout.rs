@@ -41,6 +41,9 @@ pub const LABEL_DAEMON: &str = "shinken.io/daemon";
 pub const LABEL_SPARE: &str = "shinken.io/spare";
 /// Annotation on pod templates: the hash of the configuration, so a change rolls the pods.
 pub const ANNOTATION_CONFIG_HASH: &str = "shinken.io/config-hash";
+/// Annotation on pod templates: the hash of the whole template the operator wrote, so that a pod
+/// deleted by a rollout (another template) is told apart from a pod that failed.
+pub const ANNOTATION_TEMPLATE_HASH: &str = "shinken.io/template-hash";
 /// Annotation on a ShinkenCluster: `<daemon>` asks to bring a fenced master back and move its
 /// work back to it (the arbiter's switchover). Removed by the operator once done.
 pub const ANNOTATION_SWITCHOVER: &str = "shinken.io/switchover";

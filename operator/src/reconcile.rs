@@ -31,7 +31,7 @@ use tracing::{info, warn};
 use crate::arbiter::{self, Resolver};
 use crate::crd::{DaemonStatus, ShinkenCluster, Takeover};
 use crate::desired::{self, Context as DesiredContext, Desired};
-use crate::layout::{self, ANNOTATION_SWITCHOVER, FIELD_MANAGER, LABEL_DAEMON, LABEL_INSTANCE, LABEL_MANAGED_BY};
+use crate::layout::{self, ANNOTATION_SWITCHOVER, ANNOTATION_TEMPLATE_HASH, FIELD_MANAGER, LABEL_DAEMON, LABEL_INSTANCE, LABEL_MANAGED_BY};
 use crate::metrics::Metrics;
 use crate::status::{self, ConfigOutcome, Facts, RetentionOutcome};
 use crate::takeover;
@@ -192,25 +192,13 @@ async fn reconcile_inner(cluster: &ShinkenCluster, ctx: &Context) -> Result<Acti
         )
         .await;
     }
-    let current_hash = match &built {
-        Ok((_, v)) => v.hash.clone(),
-        Err(_) => previous_hash.clone().unwrap_or_default(),
-    };
-
     // 3. Pod failures.
+    let ours = format!("{LABEL_INSTANCE}={name},{LABEL_MANAGED_BY}={FIELD_MANAGER}");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pod_list = pods
-        .list(&ListParams::default().labels(&format!("{LABEL_INSTANCE}={name},{LABEL_MANAGED_BY}={FIELD_MANAGER}")))
-        .await?
-        .items;
-    let had_pod: BTreeSet<String> = cluster
-        .status
-        .iter()
-        .flat_map(|s| s.daemons.iter())
-        .filter(|d| d.pod.is_some())
-        .map(|d| d.name.clone())
-        .collect();
-    let failures = takeover::failures(cluster, &pod_list, &current_hash, now, &had_pod);
+    let pod_list = pods.list(&ListParams::default().labels(&ours)).await?.items;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let known = known_daemons(cluster, &deps.list(&ListParams::default().labels(&ours)).await?.items);
+    let failures = takeover::failures(cluster, &pod_list, &known, now);
     let plan = {
         let done = ctx.signalled.lock().expect("not poisoned");
         takeover::plan(cluster, &failures, &done)
@@ -222,6 +210,7 @@ async fn reconcile_inner(cluster: &ShinkenCluster, ctx: &Context) -> Result<Acti
         .map(|i| i.name)
         .collect();
     let mut last_takeover = None;
+    let mut told_down = Vec::new();
     for f in &plan.signal {
         let live: Vec<String> = arbiters
             .iter()
@@ -236,9 +225,11 @@ async fn reconcile_inner(cluster: &ShinkenCluster, ctx: &Context) -> Result<Acti
             },
         };
         if told.accepted.is_empty() {
+            // No fence either: an arbiter that was not told may still count on that master.
             warn!(cluster = %name, daemon = %f.daemon, reason = %f.reason, failed = ?told.failed, "Could not tell any arbiter that a daemon is down; will retry");
             continue;
         }
+        told_down.push(f.daemon.clone());
         ctx.signalled.lock().expect("not poisoned").insert(f.key());
         ctx.metrics.takeover();
         info!(cluster = %name, daemon = %f.daemon, reason = %f.reason, arbiters = ?told.accepted, "Takeover: daemon declared down to the arbiter");
@@ -257,7 +248,7 @@ async fn reconcile_inner(cluster: &ShinkenCluster, ctx: &Context) -> Result<Acti
             reason: f.reason.clone(),
         });
     }
-    for d in &plan.fence {
+    for d in plan.fence.iter().filter(|d| told_down.contains(d)) {
         if fenced.insert(d.clone()) {
             info!(cluster = %name, daemon = %d, "Fenced: the master's Deployment is scaled to 0 until a switchover brings it back");
             publish(
@@ -287,7 +278,14 @@ async fn reconcile_inner(cluster: &ShinkenCluster, ctx: &Context) -> Result<Acti
     }
     let mut requeue = Duration::from_secs(30);
     if let Some(target) = cluster.annotations().get(ANNOTATION_SWITCHOVER).cloned() {
-        if fenced.remove(&target) {
+        if !desired::instances(cluster).iter().any(|i| i.name == target) {
+            warn!(cluster = %name, daemon = %target, "Switchover refused: no such daemon");
+            let note = format!("{ANNOTATION_SWITCHOVER}={target}: no daemon of that name in spec.roles");
+            publish(ctx, cluster, EventType::Warning, "SwitchoverRejected", "Switchover", note).await;
+            let api: Api<ShinkenCluster> = Api::namespaced(ctx.client.clone(), &ns);
+            let patch = serde_json::json!({ "metadata": { "annotations": { ANNOTATION_SWITCHOVER: null } } });
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        } else if fenced.remove(&target) {
             info!(cluster = %name, daemon = %target, "Switchover requested: unfencing first");
             requeue = Duration::from_secs(2);
         } else if switch_back(ctx, cluster, &ns, &name, &target, token.as_ref(), &arbiters, &pod_list).await? {
@@ -305,6 +303,7 @@ async fn reconcile_inner(cluster: &ShinkenCluster, ctx: &Context) -> Result<Acti
             hosts: v.hosts,
             services: v.services,
             warnings: v.warnings.len(),
+            replaced: built.as_ref().map(|(t, _)| t.notes.clone()).unwrap_or_default(),
         },
         Err(o) => o.clone(),
     };
@@ -489,8 +488,13 @@ async fn create_secret<'a>(
     };
     match secrets.create(&PostParams::default(), &secret).await {
         Ok(_) => Ok(()),
-        // Another replica (or a previous try) made it: fine.
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        // It exists without these keys (the caller found them missing): add them, keeping the
+        // rest, rather than using values stored nowhere.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let patch = serde_json::json!({ "data": secret.data });
+            secrets.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -519,7 +523,8 @@ async fn switch_back(
         return Ok(false);
     };
     let role = desired::instances(cluster).into_iter().find(|i| i.name == target).map(|i| i.role);
-    // A scheduler's part moves through the arbiter; other roles serve again once alive.
+    // A scheduler's part moves back through the arbiter's switchover. Other roles have no
+    // fail-back in Shinken: the returning master stands by, unfenced, until it is needed.
     if role == Some("scheduler") {
         let holder = leader
             .daemons
@@ -547,6 +552,40 @@ async fn switch_back(
     let patch = serde_json::json!({ "metadata": { "annotations": { ANNOTATION_SWITCHOVER: null } } });
     api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     Ok(true)
+}
+
+/// Per daemon: the template its Deployment wants, whether it rolls out, its last pod.
+fn known_daemons(cluster: &ShinkenCluster, deployments: &[Deployment]) -> BTreeMap<String, takeover::Known> {
+    let mut known: BTreeMap<String, takeover::Known> = BTreeMap::new();
+    for d in deployments {
+        let Some(daemon) = d.labels().get(LABEL_DAEMON).cloned() else {
+            continue;
+        };
+        let template = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(ANNOTATION_TEMPLATE_HASH))
+            .cloned();
+        let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let st = d.status.clone().unwrap_or_default();
+        let rolling = st.observed_generation < d.metadata.generation || st.updated_replicas.unwrap_or(0) < wanted;
+        known.insert(
+            daemon,
+            takeover::Known {
+                template,
+                rolling,
+                last_pod: None,
+            },
+        );
+    }
+    for d in cluster.status.iter().flat_map(|s| s.daemons.iter()) {
+        if let Some(pod) = &d.pod {
+            known.entry(d.name.clone()).or_default().last_pod = Some(pod.clone());
+        }
+    }
+    known
 }
 
 fn pod_ready(p: &Pod) -> bool {

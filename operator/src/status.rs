@@ -18,6 +18,8 @@ pub enum ConfigOutcome {
         hosts: usize,
         services: usize,
         warnings: usize,
+        /// The user's daemon definitions the operator replaced (ConfigMap, key, line).
+        replaced: Vec<String>,
     },
     /// Refused: the last good objects stay. Messages are file:line: object: message.
     Invalid { reason: &'static str, messages: Vec<String> },
@@ -80,26 +82,31 @@ pub fn status(f: &Facts) -> ShinkenClusterStatus {
     let wanted: Vec<&DaemonStatus> = f.daemons.iter().filter(|d| !f.fenced.contains(&d.name)).collect();
     let ready = wanted.iter().filter(|d| d.ready).count();
     let config_ok = matches!(f.config, ConfigOutcome::Valid { .. });
+    let keeps_running = if f.previous.and_then(|p| p.config_hash.as_ref()).is_some() {
+        "the last valid configuration keeps running"
+    } else {
+        "nothing runs until a valid configuration is given"
+    };
     let config = match &f.config {
         ConfigOutcome::Valid {
-            hosts, services, warnings, ..
-        } => condition(
-            f,
-            "ConfigValid",
-            true,
-            "Valid",
-            format!("{hosts} hosts, {services} services, {warnings} warnings"),
-        ),
+            hosts,
+            services,
+            warnings,
+            replaced,
+            ..
+        } => {
+            let mut m = format!("{hosts} hosts, {services} services, {warnings} warnings");
+            if !replaced.is_empty() {
+                m.push_str(&format!("; daemon definitions replaced by spec.roles:\n{}", replaced.join("\n")));
+            }
+            condition(f, "ConfigValid", true, "Valid", m)
+        }
         ConfigOutcome::Invalid { reason, messages } => condition(
             f,
             "ConfigValid",
             false,
             reason,
-            format!(
-                "{} problem(s); the last valid configuration keeps running:\n{}",
-                messages.len(),
-                messages.join("\n")
-            ),
+            format!("{} problem(s); {keeps_running}:\n{}", messages.len(), messages.join("\n")),
         ),
     };
     let retention = match &f.retention {
@@ -200,6 +207,7 @@ mod tests {
                 hosts: 2,
                 services: 5,
                 warnings: 0,
+                replaced: vec![],
             },
             retention: RetentionOutcome::Ready("MongoDB StatefulSet ready".into()),
             daemons: vec![daemon("scheduler-0", true), daemon("scheduler-spare-0", true)],
@@ -276,6 +284,8 @@ mod tests {
             reason: "InvalidConfiguration",
             messages: vec!["é".repeat(40_000)],
         };
-        assert!(cond(&status(&f), "ConfigValid").message.len() < 32_768);
+        let c = cond(&status(&f), "ConfigValid").clone();
+        assert!(c.message.len() < 32_768);
+        assert!(c.message.contains("nothing runs until a valid configuration is given"));
     }
 }

@@ -9,17 +9,20 @@
 //! - unfences the fenced masters of a role when a daemon of that role fails in turn (they are
 //!   the role's only reserve then), or on a switchover request.
 //!
-//! A pod deleted by a rollout of a new configuration (its config hash is not the current one) is
-//! a planned restart, not a failure.
+//! A pod deleted by a rollout (made from another pod template than the one its Deployment wants
+//! now: a new configuration, image, resources...) is a planned restart, not a failure; so is a
+//! daemon without a pod while its Deployment rolls out. `kubectl rollout restart` keeps the
+//! template the operator wrote, so it counts as a failure: the spare takes over, as when a node
+//! goes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::ShinkenCluster;
 use crate::desired::instances;
-use crate::layout::{ANNOTATION_CONFIG_HASH, LABEL_DAEMON};
+use crate::layout::{ANNOTATION_TEMPLATE_HASH, LABEL_DAEMON};
 
 /// A daemon whose pod failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,20 +39,34 @@ pub struct Failure {
 impl Failure {
     /// What identifies this failure, so it is signalled once: the daemon and its pod.
     pub fn key(&self) -> (String, String) {
-        (self.daemon.clone(), self.pod.clone().unwrap_or_default())
+        (self.daemon.clone(), self.pod.clone().unwrap_or_else(|| self.reason.clone()))
     }
 }
 
-/// Why a pod counts as failed, if it does.
-pub fn pod_failure(pod: &Pod, current_hash: &str, now: Timestamp, grace_seconds: i64) -> Option<String> {
+/// What a reconcile knows of a daemon besides its pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    /// The pod-template hash its Deployment wants now: a pod made from another template is being
+    /// replaced by a rollout (new configuration, image, resources...), not failing.
+    pub template: Option<String>,
+    /// Its Deployment is rolling out (a new generation not observed yet, or not updated yet):
+    /// having no pod for a moment is expected.
+    pub rolling: bool,
+    /// The pod the status showed last (a daemon that had one and has none now is gone).
+    pub last_pod: Option<String>,
+}
+
+/// Why a pod counts as failed, if it does. `current_template` is the pod-template hash its
+/// Deployment wants now.
+pub fn pod_failure(pod: &Pod, current_template: Option<&str>, now: Timestamp, grace_seconds: i64) -> Option<String> {
     let name = pod.metadata.name.as_deref().unwrap_or("?");
-    let hash = pod
+    let template = pod
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(ANNOTATION_CONFIG_HASH))
+        .and_then(|a| a.get(ANNOTATION_TEMPLATE_HASH))
         .map(String::as_str);
-    let planned = hash.is_some_and(|h| h != current_hash);
+    let planned = matches!((template, current_template), (Some(t), Some(c)) if t != c);
     if pod.metadata.deletion_timestamp.is_some() {
         return (!planned).then(|| format!("pod {name} is being deleted"));
     }
@@ -77,7 +94,16 @@ pub fn pod_failure(pod: &Pod, current_hash: &str, now: Timestamp, grace_seconds:
     if ready.status == "True" {
         return None;
     }
-    // Not Ready: since when. A pod that never became Ready counts from its start.
+    // Not Ready counts only for a daemon that runs: a pod still pulling its image or starting
+    // is not a daemon that failed (its spare holds the work meanwhile, if it had any).
+    let running = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
+    if !running {
+        return None;
+    }
     let since = ready
         .last_transition_time
         .as_ref()
@@ -87,16 +113,18 @@ pub fn pod_failure(pod: &Pod, current_hash: &str, now: Timestamp, grace_seconds:
     (for_seconds > grace_seconds).then(|| format!("pod {name} not Ready for {for_seconds} s (grace {grace_seconds} s)"))
 }
 
-/// The failed daemons of a cluster. `had_pod` names daemons that had a pod before (from the
-/// status): one that has none now, while it is not fenced, is gone.
-pub fn failures(cluster: &ShinkenCluster, pods: &[Pod], current_hash: &str, now: Timestamp, had_pod: &BTreeSet<String>) -> Vec<Failure> {
+/// The failed daemons of a cluster.
+pub fn failures(cluster: &ShinkenCluster, pods: &[Pod], known: &BTreeMap<String, Known>, now: Timestamp) -> Vec<Failure> {
     let grace = i64::from(cluster.spec.failover.pod_failure_grace_seconds);
     let fenced = fenced(cluster);
+    let nothing = Known::default();
     let mut out = Vec::new();
     for inst in instances(cluster) {
         if fenced.contains(&inst.name) {
             continue;
         }
+        let k = known.get(&inst.name).unwrap_or(&nothing);
+        let current = k.template.as_deref();
         let mine: Vec<&Pod> = pods
             .iter()
             .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get(LABEL_DAEMON)) == Some(&inst.name))
@@ -109,8 +137,11 @@ pub fn failures(cluster: &ShinkenCluster, pods: &[Pod], current_hash: &str, now:
             reason,
         };
         if mine.is_empty() {
-            if had_pod.contains(&inst.name) {
-                out.push(failure(None, format!("daemon {} has no pod any more", inst.name)));
+            if let (Some(last), false) = (&k.last_pod, k.rolling) {
+                out.push(failure(
+                    None,
+                    format!("daemon {} has no pod any more (its pod {last} is gone)", inst.name),
+                ));
             }
             continue;
         }
@@ -123,9 +154,9 @@ pub fn failures(cluster: &ShinkenCluster, pods: &[Pod], current_hash: &str, now:
             .expect("not empty");
         let deleting = mine
             .iter()
-            .find(|p| p.metadata.deletion_timestamp.is_some() && pod_failure(p, current_hash, now, grace).is_some());
+            .find(|p| p.metadata.deletion_timestamp.is_some() && pod_failure(p, current, now, grace).is_some());
         if let Some(p) = deleting.or(Some(newest))
-            && let Some(reason) = pod_failure(p, current_hash, now, grace)
+            && let Some(reason) = pod_failure(p, current, now, grace)
         {
             out.push(failure(p.metadata.name.clone(), reason));
         }
@@ -178,9 +209,9 @@ pub fn plan(cluster: &ShinkenCluster, failures: &[Failure], signalled: &BTreeSet
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ContainerStateRunning;
     use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use std::collections::BTreeMap;
 
     fn cluster(fenced: &[&str]) -> ShinkenCluster {
         let mut c = ShinkenCluster::new("prod", serde_json::from_value(serde_json::json!({ "image": "i" })).unwrap());
@@ -199,7 +230,7 @@ mod tests {
         let mut p = Pod::default();
         p.metadata.name = Some(name.into());
         p.metadata.labels = Some(BTreeMap::from([(LABEL_DAEMON.to_string(), daemon.to_string())]));
-        p.metadata.annotations = Some(BTreeMap::from([(ANNOTATION_CONFIG_HASH.to_string(), hash.to_string())]));
+        p.metadata.annotations = Some(BTreeMap::from([(ANNOTATION_TEMPLATE_HASH.to_string(), hash.to_string())]));
         p.metadata.creation_timestamp = Some(Time(t(since)));
         p.status = Some(PodStatus {
             phase: Some("Running".into()),
@@ -210,27 +241,54 @@ mod tests {
                 last_transition_time: Some(Time(t(since))),
                 ..Default::default()
             }]),
+            container_statuses: Some(vec![ContainerStatus {
+                name: "shinken".into(),
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning::default()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
             ..Default::default()
         });
         p
     }
 
+    fn known(entries: &[(&str, Option<&str>, bool)]) -> BTreeMap<String, Known> {
+        entries
+            .iter()
+            .map(|(d, last, rolling)| {
+                (
+                    d.to_string(),
+                    Known {
+                        template: Some("h".into()),
+                        rolling: *rolling,
+                        last_pod: last.map(str::to_string),
+                    },
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn a_ready_pod_is_fine_and_a_not_ready_one_fails_after_the_grace() {
         let p = pod("p", "scheduler-0", "h", true, 0);
-        assert_eq!(pod_failure(&p, "h", t(100), 10), None);
+        assert_eq!(pod_failure(&p, Some("h"), t(100), 10), None);
         let p = pod("p", "scheduler-0", "h", false, 0);
-        assert_eq!(pod_failure(&p, "h", t(10), 10), None);
-        assert_eq!(pod_failure(&p, "h", t(11), 10).unwrap(), "pod p not Ready for 11 s (grace 10 s)");
+        assert_eq!(pod_failure(&p, Some("h"), t(10), 10), None);
+        assert_eq!(
+            pod_failure(&p, Some("h"), t(11), 10).unwrap(),
+            "pod p not Ready for 11 s (grace 10 s)"
+        );
     }
 
     #[test]
     fn deleted_evicted_and_crash_looping_pods_fail_at_once() {
         let mut p = pod("p", "scheduler-0", "h", true, 0);
         p.metadata.deletion_timestamp = Some(Time(t(1)));
-        assert_eq!(pod_failure(&p, "h", t(1), 10).unwrap(), "pod p is being deleted");
+        assert_eq!(pod_failure(&p, Some("h"), t(1), 10).unwrap(), "pod p is being deleted");
         // The same deletion by a rollout of a new configuration is planned.
-        assert_eq!(pod_failure(&p, "new", t(1), 10), None);
+        assert_eq!(pod_failure(&p, Some("new"), t(1), 10), None);
 
         let mut p = pod("p", "scheduler-0", "h", false, 0);
         let s = p.status.as_mut().unwrap();
@@ -238,7 +296,7 @@ mod tests {
         s.reason = Some("Evicted".into());
         s.message = Some("The node was low on resource: memory.".into());
         assert_eq!(
-            pod_failure(&p, "h", t(1), 10).unwrap(),
+            pod_failure(&p, Some("h"), t(1), 10).unwrap(),
             "pod p was evicted: The node was low on resource: memory."
         );
 
@@ -255,7 +313,7 @@ mod tests {
             }),
             ..Default::default()
         }]);
-        assert_eq!(pod_failure(&p, "h", t(1), 10).unwrap(), "pod p is crash-looping (4 restarts)");
+        assert_eq!(pod_failure(&p, Some("h"), t(1), 10).unwrap(), "pod p is crash-looping (4 restarts)");
     }
 
     #[test]
@@ -263,7 +321,7 @@ mod tests {
         let c = cluster(&[]);
         let mut p = pod("prod-scheduler-0-abc", "scheduler-0", "h", true, 0);
         p.metadata.deletion_timestamp = Some(Time(t(5)));
-        let f = failures(&c, &[p], "h", t(5), &BTreeSet::new());
+        let f = failures(&c, &[p], &known(&[]), t(5));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].daemon.as_str(), f[0].spare), ("scheduler-0", false));
         let p1 = plan(&c, &f, &BTreeSet::new());
@@ -276,10 +334,12 @@ mod tests {
     #[test]
     fn a_vanished_pod_counts_only_if_the_daemon_had_one() {
         let c = cluster(&[]);
-        assert!(failures(&c, &[], "h", t(0), &BTreeSet::new()).is_empty());
-        let f = failures(&c, &[], "h", t(0), &BTreeSet::from(["broker-spare-0".to_string()]));
+        assert!(failures(&c, &[], &known(&[]), t(0)).is_empty());
+        // Mid-rollout, having no pod for a moment is expected.
+        assert!(failures(&c, &[], &known(&[("broker-spare-0", Some("old-pod"), true)]), t(0)).is_empty());
+        let f = failures(&c, &[], &known(&[("broker-spare-0", Some("old-pod"), false)]), t(0));
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].reason, "daemon broker-spare-0 has no pod any more");
+        assert_eq!(f[0].reason, "daemon broker-spare-0 has no pod any more (its pod old-pod is gone)");
         // A spare is signalled but never fenced.
         assert!(plan(&c, &f, &BTreeSet::new()).fence.is_empty());
     }
@@ -290,7 +350,7 @@ mod tests {
         let mut p = pod("prod-scheduler-spare-0-x", "scheduler-spare-0", "h", true, 0);
         p.metadata.deletion_timestamp = Some(Time(t(1)));
         // The fenced master has no pod (replicas 0): not a failure.
-        let f = failures(&c, &[p], "h", t(1), &BTreeSet::from(["scheduler-0".to_string()]));
+        let f = failures(&c, &[p], &known(&[("scheduler-0", Some("gone"), false)]), t(1));
         assert_eq!(f.len(), 1);
         let pl = plan(&c, &f, &BTreeSet::new());
         assert_eq!(pl.unfence, vec!["scheduler-0".to_string()]);
@@ -303,10 +363,27 @@ mod tests {
         let mut old = pod("old", "poller-0", "h", false, 0);
         old.status.as_mut().unwrap().reason = Some("Evicted".into());
         let new = pod("new", "poller-0", "h", true, 20);
-        assert!(failures(&c, &[old.clone(), new.clone()], "h", t(30), &BTreeSet::new()).is_empty());
+        assert!(failures(&c, &[old.clone(), new.clone()], &known(&[]), t(30)).is_empty());
         let mut deleting = pod("old", "poller-0", "h", true, 0);
         deleting.metadata.deletion_timestamp = Some(Time(t(30)));
-        let f = failures(&c, &[deleting, new], "h", t(30), &BTreeSet::new());
+        let f = failures(&c, &[deleting, new], &known(&[]), t(30));
         assert_eq!(f[0].pod.as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn a_pod_still_starting_is_not_a_failure() {
+        let mut p = pod("p", "scheduler-0", "h", false, 0);
+        p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: "shinken".into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("ContainerCreating".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+        assert_eq!(pod_failure(&p, Some("h"), t(600), 10), None);
     }
 }

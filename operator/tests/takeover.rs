@@ -230,6 +230,7 @@ async fn fake_kube_with(cluster: ShinkenCluster, objects: &str) -> kube::Client 
     ClientBuilder::new()
         .with_resource::<ShinkenCluster>()
         .with_status_subresource::<ShinkenCluster>()
+        .with_status_subresource::<Deployment>()
         .with_object(cluster)
         .with_object(secret("prod-token", "token", SECRET))
         .with_object(secret("mongo", "uri", "mongodb://127.0.0.1:1/?directConnection=true"))
@@ -259,11 +260,28 @@ async fn reconcile_once(kube: &kube::Client, ctx: &Arc<Context>) -> ShinkenClust
     let api: Api<ShinkenCluster> = Api::namespaced(kube.clone(), NS);
     let c = api.get("prod").await.unwrap();
     reconcile(Arc::new(c), ctx.clone()).await.unwrap();
+    // The Deployment controller catches up at once (the in-memory API has none).
+    rolled_out(kube).await;
     api.get("prod").await.unwrap()
 }
 
 fn condition<'a>(c: &'a ShinkenCluster, t: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     c.status.as_ref().unwrap().conditions.iter().find(|x| x.type_ == t).unwrap()
+}
+
+/// What the Deployment controller would write: every Deployment rolled out.
+async fn rolled_out(kube: &kube::Client) {
+    let deps: Api<Deployment> = Api::namespaced(kube.clone(), NS);
+    for d in deps.list(&ListParams::default()).await.unwrap().items {
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let status = serde_json::json!({ "status": {
+            "observedGeneration": d.metadata.generation.unwrap_or(1),
+            "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": replicas,
+        } });
+        deps.patch_status(d.metadata.name.as_deref().unwrap(), &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .unwrap();
+    }
 }
 
 async fn replicas(kube: &kube::Client, name: &str) -> Option<i32> {
@@ -337,7 +355,9 @@ async fn a_deleted_master_arbiter_pod_makes_the_spare_arbiter_lead_at_once() {
         "{log}"
     );
     assert!(
-        log.contains("The master arbiter was declared down: daemon arbiter-0 has no pod any more"),
+        log.contains(
+            "The master arbiter was declared down: daemon arbiter-0 has no pod any more (its pod prod-arbiter-0-5d8f7-x9 is gone)"
+        ),
         "{log}"
     );
     // The part stays where it is (adopted, not re-dispatched), and the status names the new leader.
@@ -415,7 +435,10 @@ async fn a_deleted_master_pod_makes_the_spare_take_over_in_seconds_and_a_switcho
     assert_eq!(status.fenced, vec!["scheduler-0".to_string()]);
     let last = status.last_takeover.unwrap();
     assert_eq!(last.daemon, "scheduler-0");
-    assert_eq!(last.reason, "daemon scheduler-0 has no pod any more");
+    assert_eq!(
+        last.reason,
+        "daemon scheduler-0 has no pod any more (its pod prod-scheduler-0-5d8f7-x11 is gone)"
+    );
     assert_eq!(replicas(&kube, "prod-scheduler-0").await, Some(0), "the master is fenced");
     assert_eq!(condition(&c, "Degraded").reason, "DaemonsFailing");
     let log = fs::read_to_string(&daemons["arbiter-0"].log).unwrap();

@@ -91,7 +91,7 @@ async fn serve_health(
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<SocketAddr, String> {
     let healthz = warp::path("healthz").map(|| "ok".to_string().into_response());
     let readyz = warp::path("readyz").map(move || {
         let (text, code) = if ready.load(Ordering::Relaxed) {
@@ -109,7 +109,7 @@ async fn serve_health(
     });
     shinken::protocol::server::serve(addr, routes, wait_true(shutdown))
         .await
-        .map(|_| ())
+        .map(|(bound, _)| bound)
         .map_err(|e| e.to_string())
 }
 
@@ -230,4 +230,60 @@ pub async fn run(options: Options) -> Result<(), String> {
     }
     info!("Stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags() {
+        let o = parse(&[
+            "--metrics-addr".into(),
+            "127.0.0.1:9000".into(),
+            "--leader-elect".into(),
+            "--namespace".into(),
+            "mon".into(),
+        ])
+        .unwrap();
+        assert_eq!(o.metrics_addr, "127.0.0.1:9000".parse().unwrap());
+        assert!(o.leader_elect);
+        assert_eq!(o.namespace.as_deref(), Some("mon"));
+        assert!(parse(&["--bogus".into()]).unwrap_err().contains("--bogus"));
+        assert!(parse(&["--metrics-addr".into(), "nope".into()]).is_err());
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (code, out)
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics_are_served_until_shutdown() {
+        let metrics = Arc::new(Metrics::default());
+        let ready = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = watch::channel(false);
+        let addr = serve_health("127.0.0.1:0".parse().unwrap(), metrics.clone(), ready.clone(), rx)
+            .await
+            .unwrap();
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        assert_eq!(get(addr, "/readyz").await.0, 503);
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(addr, "/readyz").await.0, 200);
+        metrics.takeover();
+        let (code, body) = get(addr, "/metrics").await;
+        assert_eq!(code, 200);
+        assert!(body.contains("shinken_operator_takeovers_total 1"));
+        assert_eq!(get(addr, "/nope").await.0, 404);
+        tx.send(true).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "closed after shutdown");
+    }
 }

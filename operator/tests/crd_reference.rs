@@ -6,7 +6,8 @@
 //!   `tolerations`, `conditions`) count by their own field name only;
 //! - every condition type and reason the operator can set, found by reading `status.rs` and
 //!   `reconcile.rs`, appears in backticks, and so does every Event reason;
-//! - the printer columns, the annotation and the label keys the operator uses appear.
+//! - every validation message of the CRD (its CEL rules) appears in double quotes;
+//! - the printer columns, and every annotation and label key of `layout.rs`, appear.
 //!
 //! Adding a field to `crd.rs` or a reason to the operator without documenting it fails here.
 
@@ -373,6 +374,50 @@ fn every_event_reason_is_documented() {
     );
 }
 
+/// Every `x-kubernetes-validations` message under `node`.
+fn validation_messages(node: &Value, out: &mut BTreeSet<String>) {
+    match node {
+        Value::Object(map) => {
+            for rule in map.get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten() {
+                out.insert(rule["message"].as_str().expect("a CEL rule has a message").to_string());
+            }
+            map.values().for_each(|v| validation_messages(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| validation_messages(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_validation_message_is_documented() {
+    let mut messages = BTreeSet::new();
+    validation_messages(&open_api_schema(), &mut messages);
+    for expected in [
+        "image must not be empty",
+        "imagePullPolicy is Always, IfNotPresent or Never",
+        "masters must be between 0 and 32",
+    ] {
+        assert!(messages.contains(expected), "the walk missed {expected:?}: {messages:?}");
+    }
+    let doc = doc();
+    let missing: Vec<&String> = messages.iter().filter(|m| !doc.contains(&format!("\"{m}\""))).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/shinkencluster.md does not quote these validation messages:\n{missing:#?}"
+    );
+}
+
+/// The values of the annotation and label key constants of `layout.rs`
+/// (`pub const ANNOTATION_...` and `pub const LABEL_...`).
+fn layout_keys() -> BTreeSet<String> {
+    source("operator/src/layout.rs")
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("pub const ANNOTATION_") || l.starts_with("pub const LABEL_"))
+        .flat_map(literals)
+        .collect()
+}
+
 #[test]
 fn printer_columns_annotation_and_labels_are_documented() {
     let crd = crd();
@@ -383,21 +428,22 @@ fn printer_columns_annotation_and_labels_are_documented() {
         .map(|c| c["name"].as_str().expect("a column name").to_string())
         .collect();
     assert!(columns.len() >= 5, "{columns:?}");
-    let keys: Vec<String> = [
+    let mut keys = layout_keys();
+    // The extraction reads the constants it is there for.
+    for key in [
         layout::ANNOTATION_SWITCHOVER,
         layout::ANNOTATION_CONFIG_HASH,
+        layout::ANNOTATION_TEMPLATE_HASH,
         layout::LABEL_NAME,
         layout::LABEL_INSTANCE,
         layout::LABEL_COMPONENT,
         layout::LABEL_MANAGED_BY,
         layout::LABEL_DAEMON,
         layout::LABEL_SPARE,
-        "SHINKEN_TOKEN",
-        "SHINKEN_STATE_DIR",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    ] {
+        assert!(keys.contains(key), "{key} not read from layout.rs: {keys:?}");
+    }
+    keys.extend(["SHINKEN_TOKEN", "SHINKEN_STATE_DIR"].map(String::from));
     let missing = undocumented(&doc(), columns.iter().chain(&keys));
     assert!(
         missing.is_empty(),

@@ -276,3 +276,19 @@ mod tests {
         assert!(v["last_check"].is_null());
     }
 }
+
+/// What a receiver did with one external command (`POST /v1/run_external_commands` to a
+/// receiver): accepted by which scheduler(s), or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutedCommand {
+    pub command: String,
+    pub ok: bool,
+    /// The schedulers that accepted it (one for a host's command; a command without host goes
+    /// to every scheduler and is accepted by those that know what it names).
+    #[serde(default)]
+    pub schedulers: Vec<String>,
+    /// Why it was refused: by the receiver (malformed, unknown command, wrong argument count,
+    /// unknown host) or by the scheduler (its answer, relayed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -6,12 +6,30 @@
 //! second. A failed call re-initialises the connection (so a restarted scheduler's state is
 //! asked again in full), logged once per change of state, with a back-off. A link removed from
 //! the configuration takes its hosts and services out of the view.
+//!
+//! Beside the scheduler links, the broker asks the arbiters of its configuration
+//! (`GET /v1/status`, every [`ARBITER_INTERVAL`], the leading one's answer kept) which daemons
+//! are alive, which are spares and which hold work: the view's daemon health and takeovers.
+//! What it exports:
+//! - the web UI and the read-only JSON API, open ([`web`]);
+//! - Prometheus metrics on `/metrics` ([`metrics`] and [`Broker::metrics`]);
+//! - the monitoring log file ([`monitoring_log`]: where it is written and in which format).
+//!
+//! A spare broker gets its configuration from the arbiter when it takes over; it then asks
+//! every scheduler for its full state (`fill_initial_broks`) as any broker does on connection,
+//! so it rebuilds the whole view, and logs every item's `CURRENT ... STATE` to its log file.
+
+pub mod metrics;
+pub mod monitoring_log;
+pub mod web;
 
 use super::link::{self, ConnLog, sleep_or_stop};
 use super::view::LiveView;
-use crate::daemon::now;
-use crate::messages::{Broks, RunningId, SatelliteConf, SchedulerLink};
-use crate::protocol::{Client, Token};
+use crate::daemon::{Setup, now};
+use crate::messages::{ArbiterStatus, Broks, RunningId, SatelliteConf, SchedulerLink};
+use crate::protocol::{ApiError, Client, Token};
+use monitoring_log::MonitoringLog;
+use shinken_config::daemons::Role;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +40,35 @@ use tracing::{error, info};
 
 /// How often a connected link asks for broks.
 pub const BROKS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the arbiters are asked for the daemons' health.
+pub const ARBITER_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the broker learns from the configuration it was started with: whether it is a spare,
+/// the arbiters to ask for the daemons' health, and where its monitoring log goes.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    pub spare: bool,
+    /// (name, `http://address:port`, spare, timeout in seconds) of every arbiter.
+    pub arbiters: Vec<(String, String, bool, u32)>,
+    pub log_path: Option<std::path::PathBuf>,
+}
+
+impl Site {
+    /// From the daemon's own definition and the configuration it read.
+    pub fn from_config(setup: &Setup, cfg: &shinken_config::Config) -> Site {
+        let arbiters = cfg
+            .topology
+            .by_role(Role::Arbiter)
+            .map(|d| (d.name.clone(), format!("http://{}:{}", d.address, d.port), d.spare, d.timeout))
+            .collect();
+        Site {
+            spare: setup.def.spare,
+            arbiters,
+            log_path: Some(monitoring_log::path_for(&setup.def, &cfg.topology, &setup.main_file)),
+        }
+    }
+}
 
 /// One scheduler link.
 struct Slot {
@@ -50,6 +97,10 @@ pub struct Broker {
     next_task_id: AtomicU64,
     broks: AtomicU64,
     call_failures: AtomicU64,
+    site: Mutex<Site>,
+    log: Mutex<Option<Arc<MonitoringLog>>>,
+    arbiter_task: Mutex<Option<JoinHandle<()>>>,
+    have_conf: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -62,7 +113,79 @@ impl Broker {
             next_task_id: AtomicU64::new(1),
             broks: AtomicU64::new(0),
             call_failures: AtomicU64::new(0),
+            site: Mutex::new(Site::default()),
+            log: Mutex::new(None),
+            arbiter_task: Mutex::new(None),
+            have_conf: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Opens the monitoring log and starts asking the arbiters (must run inside the runtime).
+    pub fn start_site(self: &Arc<Self>, site: Site) {
+        if let Some(path) = &site.log_path {
+            *lock(&self.log) = Some(Arc::new(MonitoringLog::open(path.clone())));
+        }
+        let clients: Vec<(String, bool, Client)> = site
+            .arbiters
+            .iter()
+            .filter_map(|(name, url, spare, timeout)| {
+                let t = Duration::from_secs((*timeout).clamp(1, 3) as u64);
+                match Client::new(url, self.token.clone(), t, t) {
+                    Ok(c) => Some((name.clone(), *spare, c)),
+                    Err(e) => {
+                        error!("[{}] Cannot ask arbiter {name}: {e}", self.me);
+                        None
+                    }
+                }
+            })
+            .collect();
+        *lock(&self.site) = site;
+        if !clients.is_empty() {
+            let task = tokio::spawn(self.clone().arbiter_loop(clients));
+            if let Some(old) = lock(&self.arbiter_task).replace(task) {
+                old.abort();
+            }
+        }
+    }
+
+    /// Asks every arbiter for its status; keeps the leading one's answer (else any).
+    async fn arbiter_loop(self: Arc<Self>, arbiters: Vec<(String, bool, Client)>) {
+        let spares: BTreeMap<String, bool> = arbiters.iter().map(|(n, s, _)| (n.clone(), *s)).collect();
+        let mut reachable = true;
+        loop {
+            // Asked at once, each call bounded by its client's timeout; answers in order.
+            let calls: Vec<JoinHandle<Result<ArbiterStatus, crate::protocol::CallError>>> = arbiters
+                .iter()
+                .map(|(_, _, c)| {
+                    let c = c.clone();
+                    tokio::spawn(async move { c.get::<ArbiterStatus>("status", &[], false).await })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for call in calls {
+                if let Ok(Ok(a)) = call.await {
+                    answers.push(a);
+                }
+            }
+            let chosen = answers.iter().find(|a| a.master).or(answers.first());
+            match chosen {
+                Some(st) => {
+                    if !reachable {
+                        info!("[{}] Arbiter {} answers again", self.me, st.name);
+                    }
+                    reachable = true;
+                    self.view().set_arbiter_status(st, &spares, now());
+                }
+                None => {
+                    if reachable {
+                        info!("[{}] No arbiter answers: daemon health is the last known", self.me);
+                    }
+                    reachable = false;
+                    self.view().arbiter_unreachable();
+                }
+            }
+            tokio::time::sleep(ARBITER_INTERVAL).await;
+        }
     }
 
     fn links(&self) -> MutexGuard<'_, BTreeMap<u32, Slot>> {
@@ -75,6 +198,7 @@ impl Broker {
 
     /// Applies a new configuration (none: drop every link). Must run inside the runtime.
     pub fn apply(self: &Arc<Self>, conf: Option<&SatelliteConf>) {
+        self.have_conf.store(conf.is_some(), Ordering::Relaxed);
         let wanted: BTreeMap<u32, &SchedulerLink> = conf.iter().flat_map(|c| c.schedulers.iter()).map(|l| (l.part_id, l)).collect();
         let mut links = self.links();
         let parts: Vec<u32> = links.keys().copied().collect();
@@ -133,6 +257,9 @@ impl Broker {
         for (_, slot) in std::mem::take(&mut *self.links()) {
             slot.task.abort();
         }
+        if let Some(t) = lock(&self.arbiter_task).take() {
+            t.abort();
+        }
     }
 
     /// The link, its client, whether connected and the running id known; none once replaced.
@@ -190,11 +317,18 @@ impl Broker {
             match client.get::<Broks>("get_broks", &bname, true).await {
                 Ok(b) => {
                     let n = b.broks.len() as u64;
+                    let mut lines = Vec::new();
                     {
+                        let t = now();
                         let mut view = self.view();
                         for brok in &b.broks {
-                            view.apply(&link.name, brok);
+                            lines.extend(view.apply(&link.name, brok, t));
                         }
+                    }
+                    let log = lock(&self.log).clone();
+                    if let Some(log) = log {
+                        // A few lines appended to a file: short enough to write here, in order.
+                        log.append(&lines);
                     }
                     self.broks.fetch_add(n, Ordering::Relaxed);
                     self.update(part, task_id, |s| {
@@ -258,20 +392,59 @@ impl Broker {
         v
     }
 
+    /// What the broker says about itself in the JSON API.
+    fn me(&self) -> web::Me {
+        let schedulers = self
+            .links()
+            .values()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.link.name, "part_id": s.link.part_id, "url": s.link.url,
+                    "connected": s.connected, "last_poll": s.last_poll, "broks": s.broks,
+                })
+            })
+            .collect();
+        web::Me {
+            name: self.me.clone(),
+            spare: lock(&self.site).spare,
+            have_conf: self.have_conf.load(Ordering::Relaxed),
+            schedulers,
+        }
+    }
+
+    /// `GET /api/v1/<path>` (see [`web`]).
+    pub fn api(&self, path: &str) -> Result<serde_json::Value, ApiError> {
+        let me = self.me();
+        web::answer(&self.view(), &me, path)
+    }
+
+    /// The monitoring log file, if any.
+    pub fn log_path(&self) -> Option<std::path::PathBuf> {
+        lock(&self.log).as_ref().map(|l| l.path().to_path_buf())
+    }
+
     pub fn metrics(&self) -> String {
         let connected = self.links().values().filter(|s| s.connected).count();
+        let mut view_metrics = String::new();
         let (hosts, services) = {
             let v = self.view();
+            metrics::render(&v, now(), &mut view_metrics);
             (v.host_count(), v.service_count())
         };
+        let log_lines = lock(&self.log).as_ref().map(|l| l.lines()).unwrap_or(0);
         format!(
             "# TYPE shinken_broker_schedulers_connected gauge\nshinken_broker_schedulers_connected {connected}\n\
              # TYPE shinken_broker_hosts gauge\nshinken_broker_hosts {hosts}\n\
              # TYPE shinken_broker_services gauge\nshinken_broker_services {services}\n\
              # TYPE shinken_broker_broks_total counter\nshinken_broker_broks_total {}\n\
-             # TYPE shinken_broker_call_failures_total counter\nshinken_broker_call_failures_total {}\n",
+             # TYPE shinken_broker_call_failures_total counter\nshinken_broker_call_failures_total {}\n\
+             # TYPE shinken_broker_monitoring_log_lines_total counter\nshinken_broker_monitoring_log_lines_total {log_lines}\n{view_metrics}",
             self.broks.load(Ordering::Relaxed),
             self.call_failures.load(Ordering::Relaxed)
         )
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -10,8 +10,10 @@
 //!   [`Runner`](crate::runner::Runner), returns the results to the scheduler that handed them out;
 //!   [`reactionner`] is the same loop asking for notifications and event handlers;
 //! - [`broker`]: pulls broks from every scheduler link into a [`view::LiveView`] of the latest
-//!   host and service states and the monitoring log;
-//! - [`receiver`]: holds its configuration (its external-command features come later);
+//!   host and service states and the monitoring log, and exports it: an open web UI and JSON
+//!   API beside `/v1/` ([`broker::web`]), metrics, the monitoring log file;
+//! - [`receiver`]: takes external commands (HTTP and the [`command_pipe`]) and routes each to
+//!   the scheduler holding its host ([`routing`]);
 //! - [`link`]: what every loop towards a scheduler shares: the client of a link, the
 //!   connection-state logging (once per change, not every loop) and the back-off.
 //!
@@ -20,17 +22,20 @@
 //! older epoch than the one held comes from a stale arbiter and is refused (409).
 
 pub mod broker;
+pub mod command_pipe;
 pub mod link;
 pub mod poller;
 pub mod reactionner;
 pub mod receiver;
+pub mod routing;
 pub mod view;
 
 use crate::daemon::{self, Args, Common, Setup};
-use crate::messages::{Managed, PutConf, SatelliteConf, SchedulerLink};
+use crate::messages::{ExternalCommands, Managed, PutConf, SatelliteConf, SchedulerLink};
 use crate::protocol::server::{self, ApiError};
 use shinken_config::daemons::Role;
 use std::future::Future;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 use warp::Filter;
@@ -40,7 +45,7 @@ enum Engine {
     /// Poller or reactionner: runs what schedulers hand out.
     Worker(Arc<poller::Worker>),
     Broker(Arc<broker::Broker>),
-    Receiver(receiver::Receiver),
+    Receiver(Arc<receiver::Receiver>),
 }
 
 impl Engine {
@@ -64,7 +69,7 @@ impl Engine {
         match self {
             Engine::Worker(w) => w.metrics(),
             Engine::Broker(b) => b.metrics(),
-            Engine::Receiver(_) => String::new(),
+            Engine::Receiver(r) => r.metrics(),
         }
     }
 
@@ -72,7 +77,7 @@ impl Engine {
         match self {
             Engine::Worker(w) => w.stop().await,
             Engine::Broker(b) => b.stop(),
-            Engine::Receiver(_) => {}
+            Engine::Receiver(r) => r.stop().await,
         }
     }
 }
@@ -115,7 +120,7 @@ impl Satellite {
             Role::Poller => Engine::Worker(poller::Worker::new(name, setup.role, poller::Mode::Checks, setup.token.clone())),
             Role::Reactionner => Engine::Worker(reactionner::new(name, setup.token.clone())),
             Role::Broker => Engine::Broker(broker::Broker::new(name, setup.token.clone())),
-            _ => Engine::Receiver(receiver::Receiver::new(name)),
+            _ => Engine::Receiver(receiver::Receiver::new(name, setup.token.clone())),
         };
         Satellite {
             setup,
@@ -212,7 +217,25 @@ fn routes(s: Arc<Satellite>) -> impl Filter<Extract = (warp::reply::Response,), 
         Engine::Broker(b) => server::json(&serde_json::json!({ "name": d.name(), "logs": b.logs() })),
         _ => server::reply::<bool>(Err(ApiError::not_found("only a broker keeps the monitoring log"))),
     });
-    daemon::common_routes(s).or(put_conf).unify().or(status).unify().or(logs).unify()
+    let d = s.clone();
+    let commands = server::post::<ExternalCommands>("run_external_commands").then(move |req: ExternalCommands| {
+        let d = d.clone();
+        async move {
+            match &d.engine {
+                Engine::Receiver(r) => server::json(&r.run_lines(&req.commands).await),
+                _ => server::reply::<bool>(Err(ApiError::not_found("only a receiver takes external commands"))),
+            }
+        }
+    });
+    daemon::common_routes(s)
+        .or(put_conf)
+        .unify()
+        .or(status)
+        .unify()
+        .or(logs)
+        .unify()
+        .or(commands)
+        .unify()
 }
 
 /// `shinken poller|reactionner|broker|receiver ...`: serves until SIGTERM or SIGINT.
@@ -225,8 +248,9 @@ pub async fn run_until(role: Role, args: &Args, shutdown: impl Future<Output = (
     if !matches!(role, Role::Poller | Role::Reactionner | Role::Broker | Role::Receiver) {
         return Err(format!("a {} is not a satellite", role.name()));
     }
-    // The configuration was read only to find this daemon's definition: not kept.
-    let (setup, _) = daemon::setup(role, args)?;
+    // The configuration was read to find this daemon's definition (and, for a broker, the
+    // arbiters and its monitoring log): not kept.
+    let (setup, cfg) = daemon::setup(role, args)?;
     if matches!(role, Role::Poller | Role::Reactionner) {
         poller::raise_open_files_limit();
     }
@@ -234,10 +258,38 @@ pub async fn run_until(role: Role, args: &Args, shutdown: impl Future<Output = (
     let token = setup.token.clone();
     let name = setup.def.name.clone();
     let s = Arc::new(Satellite::new(setup));
+    let broker = match &s.engine {
+        Engine::Broker(b) => Some(b.clone()),
+        _ => None,
+    };
+    if let Some(b) = &broker {
+        b.start_site(broker::Site::from_config(&s.setup, &cfg));
+    }
+    if let Engine::Receiver(r) = &s.engine {
+        if !s.setup.def.direct_routing {
+            info!("[{name}] direct_routing is off, but the arbiter takes no external commands: I route them to the schedulers myself");
+        }
+        let main = &s.setup.main_file;
+        let base = if main.is_dir() {
+            main.clone()
+        } else {
+            main.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        for path in command_pipe::command_files(&s.setup.def, &cfg.topology, &base) {
+            command_pipe::start(r, path);
+        }
+    }
+    drop(cfg);
     let m = s.clone();
-    let filter = server::api(token, move || m.metrics(), routes(s.clone()));
+    // A broker's web UI and JSON API are open, beside the token-protected API.
+    let filter = broker::web::routes(broker)
+        .or(server::api(token, move || m.metrics(), routes(s.clone())))
+        .unify();
     let served = daemon::serve_until_stopped(listen, filter).await?;
     info!("[{name}] {} listening on {}", role.name(), served.bound);
+    if role == Role::Broker {
+        info!("[{name}] Web UI on http://{}/ (JSON API under /api/v1/)", served.bound);
+    }
     info!("[{name}] Waiting for initial configuration");
 
     shutdown.await;

@@ -2,8 +2,10 @@
 //! checks (`get_checks` with `do_actions=true`, `do_checks=false`; semantics reference, 5.3).
 //!
 //! It shares everything else with the poller ([`super::poller::Worker`]): the runner, the
-//! per-scheduler loops, the results going home to the scheduler that handed the action out.
-//! Schedulers do not hand notifications and event handlers out yet; the path is real already.
+//! per-scheduler loops, the results going home to the scheduler that handed the action out
+//! (`put_results`). Schedulers hand out per-contact notifications and event handlers
+//! ([`crate::scheduler::notify`]), untagged ones to untagged reactionners, tagged ones
+//! (`reactionner_tag` of the command) to reactionners with that tag.
 
 use super::poller::{Mode, Worker};
 use crate::protocol::Token;

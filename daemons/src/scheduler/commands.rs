@@ -11,11 +11,13 @@
 //! `{ENABLE,DISABLE}_{SVC,HOST}_CHECK`, `SCHEDULE_FORCED_{SVC,HOST}_CHECK`.
 //!
 //! Simplifications, said once: a flexible or triggered downtime is treated as a fixed one over
-//! `[start, end)` (its `duration` and `trigger_id` are kept, not used); acknowledgements and
-//! downtimes raise no notifications (the engine sends none); downtime comments print times in
-//! UTC.
+//! `[start, end)` (its `duration` and `trigger_id` are kept, not used); downtime comments print
+//! times in UTC. Acknowledgements with `notify` raise an ACKNOWLEDGEMENT notification; downtimes
+//! raise DOWNTIMESTART, DOWNTIMEEND and DOWNTIMECANCELLED (Shinken 2.4 has the last one commented
+//! out; the semantics reference and Nagios send it).
 
 use super::engine::{Engine, Events};
+use super::notify::NotificationType;
 use super::state::{Acknowledgement, Comment, Downtime, ItemKind, modattr};
 use std::fmt;
 
@@ -84,6 +86,18 @@ pub enum Command {
     ActiveChecks { target: Target, enabled: bool },
     /// `SCHEDULE_FORCED_SVC_CHECK`, `SCHEDULE_FORCED_HOST_CHECK`.
     ForcedCheck { target: Target, time: f64 },
+    /// `ENABLE_SVC_NOTIFICATIONS`, `DISABLE_SVC_NOTIFICATIONS`, `ENABLE_HOST_NOTIFICATIONS`,
+    /// `DISABLE_HOST_NOTIFICATIONS`.
+    Notifications { target: Target, enabled: bool },
+    /// `ADD_SVC_COMMENT`, `ADD_HOST_COMMENT`: a user comment (entry type 1).
+    AddComment {
+        target: Target,
+        persistent: bool,
+        author: String,
+        comment: String,
+    },
+    /// `DEL_SVC_COMMENT`, `DEL_HOST_COMMENT`: by comment id, among services or hosts.
+    DeleteComment { kind: ItemKind, id: u64 },
 }
 
 /// Why a command was refused (nothing was changed).
@@ -263,6 +277,46 @@ const SPECS: &[Spec] = &[
         args: &["host_name", "check_time"],
         text_last: false,
     },
+    Spec {
+        name: "ENABLE_SVC_NOTIFICATIONS",
+        args: SVC,
+        text_last: false,
+    },
+    Spec {
+        name: "DISABLE_SVC_NOTIFICATIONS",
+        args: SVC,
+        text_last: false,
+    },
+    Spec {
+        name: "ENABLE_HOST_NOTIFICATIONS",
+        args: HOST,
+        text_last: false,
+    },
+    Spec {
+        name: "DISABLE_HOST_NOTIFICATIONS",
+        args: HOST,
+        text_last: false,
+    },
+    Spec {
+        name: "ADD_SVC_COMMENT",
+        args: &["host_name", "service_description", "persistent", "author", "comment"],
+        text_last: true,
+    },
+    Spec {
+        name: "ADD_HOST_COMMENT",
+        args: &["host_name", "persistent", "author", "comment"],
+        text_last: true,
+    },
+    Spec {
+        name: "DEL_SVC_COMMENT",
+        args: &["comment_id"],
+        text_last: false,
+    },
+    Spec {
+        name: "DEL_HOST_COMMENT",
+        args: &["comment_id"],
+        text_last: false,
+    },
 ];
 
 /// The arguments of one command, read in order with the right parser.
@@ -423,6 +477,26 @@ pub fn parse(line: &str) -> Result<ExternalCommand, CommandError> {
             target: target(&mut a),
             enabled: spec.name.starts_with("ENABLE"),
         },
+        "ENABLE_SVC_NOTIFICATIONS" | "ENABLE_HOST_NOTIFICATIONS" | "DISABLE_SVC_NOTIFICATIONS" | "DISABLE_HOST_NOTIFICATIONS" => {
+            Command::Notifications {
+                target: target(&mut a),
+                enabled: spec.name.starts_with("ENABLE"),
+            }
+        }
+        "ADD_SVC_COMMENT" | "ADD_HOST_COMMENT" => {
+            let target = target(&mut a);
+            let persistent = a.int::<u32>()? != 0;
+            Command::AddComment {
+                target,
+                persistent,
+                author: a.text(),
+                comment: a.text(),
+            }
+        }
+        "DEL_SVC_COMMENT" | "DEL_HOST_COMMENT" => Command::DeleteComment {
+            kind: if svc { ItemKind::Service } else { ItemKind::Host },
+            id: a.int::<u64>()?,
+        },
         _ => {
             // SCHEDULE_FORCED_SVC_CHECK, SCHEDULE_FORCED_HOST_CHECK
             let target = target(&mut a);
@@ -547,6 +621,10 @@ impl Engine {
                     )));
                 }
                 self.log_command(cmd, &mut events);
+                if *notify {
+                    // Created before the acknowledgement is set, as Shinken does.
+                    self.raise_notification(i, NotificationType::Acknowledgement, now, &mut events);
+                }
                 let id = self.next_ext_id(now);
                 let st = &mut self.items[i as usize].state;
                 st.problem_has_been_acknowledged = true;
@@ -653,10 +731,15 @@ impl Engine {
                     st.comments.retain(|c| c.id != d.comment_id);
                 }
                 st.scheduled_downtime_depth = st.downtimes.iter().filter(|d| d.is_in_effect).count() as u32;
+                if before > 0 {
+                    // The next result re-notifies a problem that is still there.
+                    st.in_scheduled_downtime_during_last_check = true;
+                }
                 if before > 0 && st.scheduled_downtime_depth == 0 {
                     let line = self.downtime_line(i, "CANCELLED");
                     self.push_brok("log", serde_json::json!({ "log": line }));
                     events.log.push(line);
+                    self.raise_notification(i, NotificationType::DowntimeCancelled, now, &mut events);
                 }
                 self.changed(i);
             }
@@ -679,6 +762,48 @@ impl Engine {
                 self.log_command(cmd, &mut events);
                 // Forced: ignores disabled active checks; a time in the past is due now.
                 self.schedule(i, *time, true);
+                self.changed(i);
+            }
+            Command::Notifications { target, enabled } => {
+                let i = self.target_item(target)?;
+                self.log_command(cmd, &mut events);
+                let it = &mut self.items[i as usize];
+                it.notif.notifications_enabled = *enabled;
+                it.state.modified_attributes |= modattr::NOTIFICATIONS_ENABLED;
+                it.state.modified.get_or_insert_with(Default::default).notifications_enabled = Some(*enabled);
+                self.changed(i);
+            }
+            Command::AddComment {
+                target,
+                persistent,
+                author,
+                comment,
+            } => {
+                let i = self.target_item(target)?;
+                self.log_command(cmd, &mut events);
+                let id = self.next_ext_id(now);
+                self.items[i as usize].state.comments.push(Comment {
+                    id,
+                    entry_time: now,
+                    author: author.clone(),
+                    text: comment.clone(),
+                    persistent: *persistent,
+                    entry_type: 1,
+                    source: 1,
+                    expires: false,
+                    expire_time: 0.0,
+                });
+                self.changed(i);
+            }
+            Command::DeleteComment { kind, id } => {
+                let i = (0..self.items.len() as u32)
+                    .find(|&i| {
+                        let it = &self.items[i as usize];
+                        it.kind == *kind && it.state.comments.iter().any(|c| c.id == *id)
+                    })
+                    .ok_or_else(|| CommandError::Refused(format!("no comment with id {id}")))?;
+                self.log_command(cmd, &mut events);
+                self.items[i as usize].state.comments.retain(|c| c.id != *id);
                 self.changed(i);
             }
         }
@@ -733,6 +858,10 @@ impl Engine {
         }
         st.scheduled_downtime_depth = st.downtimes.iter().filter(|d| d.is_in_effect).count() as u32;
         let after = st.scheduled_downtime_depth;
+        if after < before {
+            // A downtime ended: the next result re-notifies a problem that is still there.
+            st.in_scheduled_downtime_during_last_check = true;
+        }
         if !changed && before == after {
             return;
         }
@@ -745,6 +874,12 @@ impl Engine {
             let line = self.downtime_line(i, what);
             self.push_brok("log", serde_json::json!({ "log": line }));
             events.log.push(line);
+            let ty = if what == "STARTED" {
+                NotificationType::DowntimeStart
+            } else {
+                NotificationType::DowntimeEnd
+            };
+            self.raise_notification(i, ty, now, events);
         }
         self.changed(i);
     }
@@ -1264,6 +1399,47 @@ define service {
         assert_eq!(e.find("web", None).unwrap().next_check, T + 1002.0);
         ok(&mut e, "ENABLE_HOST_CHECK;web", T + 1001.0);
         assert!(e.items()[0].active_checks_enabled);
+    }
+
+    #[test]
+    fn notifications_switch_and_comments() {
+        let mut e = engine();
+        ok(&mut e, "DISABLE_SVC_NOTIFICATIONS;web;HTTP", T);
+        assert!(!e.items()[1].notif.notifications_enabled);
+        let st = svc(&e);
+        assert_eq!(
+            st.modified_attributes & modattr::NOTIFICATIONS_ENABLED,
+            modattr::NOTIFICATIONS_ENABLED
+        );
+        assert_eq!(st.modified.as_ref().unwrap().notifications_enabled, Some(false));
+        ok(&mut e, "ENABLE_SVC_NOTIFICATIONS;web;HTTP", T);
+        assert!(e.items()[1].notif.notifications_enabled);
+        ok(&mut e, "DISABLE_HOST_NOTIFICATIONS;web", T);
+        assert!(!e.items()[0].notif.notifications_enabled);
+
+        let ev = ok(&mut e, "ADD_SVC_COMMENT;web;HTTP;1;admin;looking; at it", T + 1.0);
+        assert_eq!(ev.log, ["EXTERNAL COMMAND: ADD_SVC_COMMENT;web;HTTP;1;admin;looking; at it"]);
+        let c = svc(&e).comments.last().unwrap().clone();
+        assert_eq!(
+            (c.author.as_str(), c.text.as_str(), c.persistent, c.entry_type),
+            ("admin", "looking; at it", true, 1)
+        );
+        ok(&mut e, "ADD_HOST_COMMENT;web;0;admin;host note", T + 1.0);
+        let host_comment = e.find("web", None).unwrap().comments.last().unwrap().id;
+        // A service comment id is not a host comment.
+        assert!(matches!(
+            err(&mut e, &format!("DEL_HOST_COMMENT;{}", c.id)),
+            CommandError::Refused(_)
+        ));
+        ok(&mut e, &format!("DEL_SVC_COMMENT;{}", c.id), T + 2.0);
+        assert!(svc(&e).comments.iter().all(|x| x.id != c.id));
+        ok(&mut e, &format!("DEL_HOST_COMMENT;{host_comment}"), T + 2.0);
+        assert!(e.find("web", None).unwrap().comments.is_empty());
+        assert!(matches!(
+            err(&mut e, "ADD_SVC_COMMENT;web;HTTP;x;a;b"),
+            CommandError::BadNumber { .. }
+        ));
+        assert!(matches!(err(&mut e, "DEL_SVC_COMMENT;99999"), CommandError::Refused(_)));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The scheduler daemon: the [`Engine`] behind the HTTP API.
 //!
-//! Waits for a part (`put_conf` from the arbiter), then serves pollers (`get_checks`,
-//! `put_results`) and brokers (`get_broks`, `fill_initial_broks`), and ticks once a second
-//! (orphans, freshness). A new part replaces the old one and keeps the states of the hosts and
+//! Waits for a part (`put_conf` from the arbiter), then serves pollers and reactionners
+//! (`get_checks` with `do_checks` / `do_actions`, `put_results`) and brokers (`get_broks`,
+//! `fill_initial_broks`), and ticks once a second (downtimes, notifications scattered to
+//! contacts, orphans, freshness). A new part replaces the old one and keeps the states of the hosts and
 //! services found in both (a reload loses nothing that did not change). A part with an older
 //! epoch than the one held is refused: it comes from a stale arbiter.
 //!
@@ -378,9 +379,18 @@ impl Scheduler {
 
     fn metrics(&self) -> String {
         let guard = self.lock();
-        let (hosts, services, in_flight, epoch, results) = guard
+        let (hosts, services, in_flight, epoch, results, actions) = guard
             .as_ref()
-            .map(|e| (e.host_count(), e.service_count(), e.in_flight(), e.epoch, e.results_total()))
+            .map(|e| {
+                (
+                    e.host_count(),
+                    e.service_count(),
+                    e.in_flight(),
+                    e.epoch,
+                    e.results_total(),
+                    e.actions_pending(),
+                )
+            })
             .unwrap_or_default();
         drop(guard);
         let retention = match self.retention_status() {
@@ -404,7 +414,8 @@ impl Scheduler {
              # TYPE shinken_scheduler_services gauge\nshinken_scheduler_services {services}\n\
              # TYPE shinken_scheduler_checks_in_flight gauge\nshinken_scheduler_checks_in_flight {in_flight}\n\
              # TYPE shinken_scheduler_epoch gauge\nshinken_scheduler_epoch {epoch}\n\
-             # TYPE shinken_scheduler_results_total counter\nshinken_scheduler_results_total {results}\n"
+             # TYPE shinken_scheduler_results_total counter\nshinken_scheduler_results_total {results}\n\
+             # TYPE shinken_scheduler_actions_pending gauge\nshinken_scheduler_actions_pending {actions}\n"
             )
     }
 }

@@ -4,9 +4,13 @@
 //! Pure like the rest of this module: every method takes "now" (Unix seconds) and randomness
 //! comes from a seeded generator, so the daemon around it is thin I/O and the rules are tested
 //! with fixed timestamps. The daemon calls, as Shinken's scheduler loop does (semantics 3.1):
-//! [`Engine::get_checks`] when a poller asks, [`Engine::put_results`] when results arrive, and
-//! [`Engine::tick`] about once a second (orphaned checks, freshness, internal checks).
+//! [`Engine::get_checks`] when a poller (checks) or a reactionner (notifications and event
+//! handlers, see `actions.rs` and [`super::notify`]) asks, [`Engine::put_results`] when results
+//! arrive, and [`Engine::tick`] about once a second (downtimes, due notifications scattered to
+//! contacts, orphaned checks and actions, freshness, internal checks).
 
+use super::actions::Action;
+use super::notify::{self, NotifSettings};
 use super::schedule::{FreshnessInput, ScheduleInput, is_stale, next_check_time, stale_log_line};
 use super::state::modattr;
 use super::state::{CheckResult, CheckType, EventCounters, ItemKind, ItemState, StateOptions, apply_result};
@@ -17,7 +21,7 @@ use shinken_config::macros::{self, MacroContext, MacroEnv};
 use shinken_config::object::Object;
 use shinken_config::schema::{self, Kind};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::LazyLock;
 
 /// A host or a service of the part, with what scheduling needs from its definition.
@@ -45,6 +49,24 @@ pub struct Item {
     pub queued: bool,
     /// A check of this item is handed out to a poller and not back yet.
     pub in_checking: bool,
+    /// Notification settings, contacts and escalations (semantics §3.7).
+    pub notif: NotifSettings,
+    /// `event_handler` command call.
+    pub event_handler: Option<String>,
+    pub event_handler_enabled: bool,
+    /// Flap detection (semantics §3.8).
+    pub flap: notify::FlapSettings,
+}
+
+/// A command call resolved for an item.
+pub(super) struct Resolved {
+    /// The command's name (`notify-by-email`).
+    pub name: String,
+    pub command_line: String,
+    /// The command's own `timeout`, if set.
+    pub timeout: Option<u32>,
+    pub reactionner_tag: Option<String>,
+    pub env: Vec<(String, String)>,
 }
 
 /// A check handed out to a poller, waiting for its result.
@@ -90,6 +112,13 @@ pub struct Settings {
     pub state: StateOptions,
     pub enable_environment_macros: bool,
     pub cached_host_check_horizon: f64,
+    pub enable_notifications: bool,
+    pub enable_event_handlers: bool,
+    pub global_host_event_handler: Option<String>,
+    pub global_service_event_handler: Option<String>,
+    pub notification_timeout: u32,
+    pub event_handler_timeout: u32,
+    pub no_event_handlers_during_downtimes: bool,
 }
 
 impl Settings {
@@ -116,6 +145,13 @@ impl Settings {
             },
             enable_environment_macros: m.enable_environment_macros,
             cached_host_check_horizon: m.cached_host_check_horizon as f64,
+            enable_notifications: m.enable_notifications,
+            enable_event_handlers: m.enable_event_handlers,
+            global_host_event_handler: m.global_host_event_handler.clone(),
+            global_service_event_handler: m.global_service_event_handler.clone(),
+            notification_timeout: m.notification_timeout,
+            event_handler_timeout: m.event_handler_timeout,
+            no_event_handlers_during_downtimes: m.no_event_handlers_during_downtimes,
         }
     }
 }
@@ -125,7 +161,7 @@ pub struct Engine {
     pub scheduler_name: String,
     pub part_id: u32,
     pub epoch: u64,
-    cfg: Config,
+    pub(super) cfg: Config,
     pub(super) settings: Settings,
     /// Hosts first, then services.
     pub(super) items: Vec<Item>,
@@ -135,7 +171,7 @@ pub struct Engine {
     /// only looks at what it may take.
     queues: HashMap<Option<String>, BinaryHeap<Reverse<(Due, u32)>>>,
     in_flight: HashMap<u64, InFlight>,
-    next_check_id: u64,
+    pub(super) next_check_id: u64,
     counters: EventCounters,
     /// Per broker: events not yet fetched. A broker seen for the first time gets the initial
     /// status of everything first.
@@ -152,6 +188,13 @@ pub struct Engine {
     dirty_mark: Vec<bool>,
     /// The last downtime or comment id given (microsecond timestamps, strictly increasing).
     pub(super) last_ext_id: u64,
+    /// Contacts with their notification ways, and escalations (indexes used by items).
+    pub(super) contacts: Vec<notify::Contact>,
+    pub(super) escalations: Vec<notify::Escalation>,
+    /// Notifications and event handlers for reactionners, by id (shared with check ids).
+    pub(super) actions: BTreeMap<u64, Action>,
+    /// Items holding master notifications (in their `pending_notifications`).
+    pub(super) masters: BTreeSet<u32>,
 }
 
 /// A due time with a total order (f64 is not `Ord`).
@@ -191,10 +234,14 @@ impl Engine {
         let settings = Settings::from_config(&cfg);
         let mut items = Vec::with_capacity(cfg.count(Kind::Host) + cfg.count(Kind::Service));
         let mut hosts_by_name = HashMap::with_capacity(cfg.count(Kind::Host));
+        let directory = super::actions::Directory::new(&cfg);
         for (i, h) in cfg.objects(Kind::Host).iter().enumerate() {
             let idx = items.len() as u32;
             hosts_by_name.insert(h.name().unwrap_or_default().to_string(), idx);
-            items.push(item_from(ItemKind::Host, i as u32, idx, h));
+            let mut it = item_from(ItemKind::Host, i as u32, idx, h);
+            it.notif = directory.settings(ItemKind::Host, h);
+            it.flap = super::actions::flap_settings(ItemKind::Host, h, &cfg.main);
+            items.push(it);
         }
         let mut services_by_name = HashMap::with_capacity(cfg.count(Kind::Service));
         for (i, s) in cfg.objects(Kind::Service).iter().enumerate() {
@@ -207,7 +254,10 @@ impl Engine {
                 s.get("service_description").unwrap_or_default().to_string(),
             );
             services_by_name.insert(key, idx);
-            items.push(item_from(ItemKind::Service, i as u32, host, s));
+            let mut it = item_from(ItemKind::Service, i as u32, host, s);
+            it.notif = directory.settings(ItemKind::Service, s);
+            it.flap = super::actions::flap_settings(ItemKind::Service, s, &cfg.main);
+            items.push(it);
         }
         let mut engine = Engine {
             scheduler_name: scheduler_name.to_string(),
@@ -230,10 +280,15 @@ impl Engine {
             dirty: Vec::new(),
             dirty_mark: Vec::new(),
             last_ext_id: 0,
+            contacts: directory.contacts,
+            escalations: directory.escalations,
+            actions: BTreeMap::new(),
+            masters: BTreeSet::new(),
         };
         engine.dirty_mark = vec![false; engine.items.len()];
         if let Some(prev) = previous {
             engine.carry_over(prev);
+            engine.find_masters();
         }
         for i in 0..engine.items.len() as u32 {
             engine.schedule(i, now, false);
@@ -244,6 +299,7 @@ impl Engine {
     /// Keeps the state of hosts and services present in both parts (by name).
     fn carry_over(&mut self, prev: &Engine) -> Vec<u32> {
         let mut carried = Vec::new();
+        let mut moved: HashMap<u32, u32> = HashMap::new();
         self.counters = prev.counters;
         self.next_check_id = prev.next_check_id;
         self.results_total = prev.results_total;
@@ -272,6 +328,16 @@ impl Engine {
                 it.in_checking = false;
                 it.queued = false;
                 carried.push(i as u32);
+                moved.insert(o, i as u32);
+            }
+        }
+        // Notifications and event handlers waiting or out keep going (ids are shared with
+        // checks and carried on, so a result coming back is still recognised).
+        for (&id, a) in &prev.actions {
+            if let Some(&i) = moved.get(&a.item) {
+                let mut a = a.clone();
+                a.item = i;
+                self.actions.insert(id, a);
             }
         }
         carried
@@ -281,6 +347,7 @@ impl Engine {
     /// what is in memory is the freshest) and plans their checks again.
     pub fn adopt(&mut self, prev: &Engine, now: f64) {
         let carried = self.carry_over(prev);
+        self.find_masters();
         for i in carried {
             self.schedule(i, now, false);
         }
@@ -326,6 +393,12 @@ impl Engine {
                 if let Some(v) = m.check_command.as_ref().filter(|_| set(modattr::CHECK_COMMAND)) {
                     it.check_command = Some(v.clone());
                 }
+                if let Some(v) = m.notifications_enabled.filter(|_| set(modattr::NOTIFICATIONS_ENABLED)) {
+                    it.notif.notifications_enabled = v;
+                }
+                if let Some(v) = m.event_handler_enabled.filter(|_| set(modattr::EVENT_HANDLER_ENABLED)) {
+                    it.event_handler_enabled = v;
+                }
             }
             let s = &it.state;
             self.counters.event_id = self.counters.event_id.max(s.current_event_id).max(s.last_event_id);
@@ -338,6 +411,7 @@ impl Engine {
             self.schedule(i, now, false);
             restored += 1;
         }
+        self.find_masters();
         restored
     }
 
@@ -476,6 +550,9 @@ impl Engine {
     pub fn get_checks(&mut self, req: &GetChecks, now: f64) -> (Vec<Job>, Events) {
         let mut jobs = Vec::new();
         let mut events = Events::default();
+        if req.do_actions {
+            jobs = self.get_actions(req, now, &mut events);
+        }
         if !req.do_checks {
             return (jobs, events);
         }
@@ -489,6 +566,7 @@ impl Engine {
         } else {
             req.max_actions as usize
         };
+        let limit = limit.saturating_add(jobs.len());
         for tag in tags {
             while jobs.len() < limit {
                 let Some(queue) = self.queues.get_mut(&tag) else { break };
@@ -524,14 +602,19 @@ impl Engine {
         (jobs, events)
     }
 
-    /// Builds the job of item `i`, records it as handed out. `None` for an internal check.
-    fn job_for(&mut self, i: u32, t_to_go: f64, now: f64, worker: &str) -> Option<Job> {
+    /// Resolves a command call (`check_tcp!7768`, `notify-by-email`) for item `i`: its
+    /// definition's command line with the item's (and the contact's) macros and `runtime` ones.
+    pub(super) fn resolve_command(
+        &self,
+        i: u32,
+        call: &str,
+        contact: Option<u32>,
+        runtime: &HashMap<String, String>,
+        env_names: &[&str],
+        now: f64,
+    ) -> Resolved {
         let it = &self.items[i as usize];
-        let call = it.check_command.as_deref()?;
-        let (name, _) = macros::split_command_call(call);
-        if shinken_config::load::BUILTIN_COMMANDS.contains(&name.as_str()) {
-            return None;
-        }
+        let (name, args) = macros::split_command_call(call);
         let host_item = &self.items[it.host as usize];
         let host_obj = &self.cfg.objects(Kind::Host)[host_item.obj as usize];
         let svc_obj = (it.kind == ItemKind::Service).then(|| &self.cfg.objects(Kind::Service)[it.obj as usize]);
@@ -540,8 +623,8 @@ impl Engine {
                 config: &self.cfg,
                 host: host_obj,
                 service: svc_obj,
-                contact: None,
-                runtime: &NO_RUNTIME_MACROS,
+                contact: contact.and_then(|c| self.cfg.objects(Kind::Contact).get(c as usize)),
+                runtime,
             },
             host: &host_item.state,
             service: svc_obj.map(|_| &it.state),
@@ -553,23 +636,46 @@ impl Engine {
             now: now as i64,
         };
         let command_line = match command.and_then(|c| c.get("command_line")) {
-            Some(template) => macros::resolve(template, &macros::split_command_call(call).1, &menv, &ctx),
+            Some(template) => macros::resolve(template, &args, &menv, &ctx),
             // Validation reports an undefined command; run what was written rather than nothing.
             None => call.to_string(),
         };
-        let cmd_timeout = command
+        let timeout = command
             .and_then(|c| c.get("timeout"))
             .and_then(schema::parse_int)
-            .filter(|t| *t > 0);
-        let timeout = cmd_timeout.map(|t| t as u32).unwrap_or(match it.kind {
-            ItemKind::Host => self.settings.host_check_timeout,
-            ItemKind::Service => self.settings.service_check_timeout,
-        });
+            .filter(|t| *t > 0)
+            .map(|t| t as u32);
+        let reactionner_tag = command
+            .and_then(|c| c.get("reactionner_tag"))
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("none"))
+            .map(str::to_string);
         let env = if self.settings.enable_environment_macros {
-            macros::environment(ENV_MACROS, &menv, &ctx)
+            macros::environment(env_names, &menv, &ctx)
         } else {
             Vec::new()
         };
+        Resolved {
+            name,
+            command_line,
+            timeout,
+            reactionner_tag,
+            env,
+        }
+    }
+
+    /// Builds the job of item `i`, records it as handed out. `None` for an internal check.
+    fn job_for(&mut self, i: u32, t_to_go: f64, now: f64, worker: &str) -> Option<Job> {
+        let it = &self.items[i as usize];
+        let call = it.check_command.as_deref()?;
+        let (name, _) = macros::split_command_call(call);
+        if shinken_config::load::BUILTIN_COMMANDS.contains(&name.as_str()) {
+            return None;
+        }
+        let r = self.resolve_command(i, call, None, &NO_RUNTIME_MACROS, ENV_MACROS, now);
+        let timeout = r.timeout.unwrap_or(match it.kind {
+            ItemKind::Host => self.settings.host_check_timeout,
+            ItemKind::Service => self.settings.service_check_timeout,
+        });
         let id = self.next_check_id;
         self.next_check_id += 1;
         self.in_flight.insert(
@@ -584,9 +690,9 @@ impl Engine {
         );
         Some(Job {
             id,
-            command_line,
+            command_line: r.command_line,
             timeout,
-            env,
+            env: r.env,
             t_to_go,
         })
     }
@@ -597,6 +703,9 @@ impl Engine {
         let mut rejected = Vec::new();
         let mut events = Events::default();
         for r in results {
+            if self.action_result(r, now, &mut events) {
+                continue;
+            }
             let Some(f) = self.in_flight.remove(&r.id) else {
                 rejected.push(ResultRejected::UnknownCheck(r.id));
                 continue;
@@ -705,8 +814,29 @@ impl Engine {
         } else {
             "service_check_result"
         };
-        let data = self.status_json(i);
+        let mut data = self.status_json(i);
+        // The result's timings, for the broker's latency and execution time histograms.
+        if let Some(o) = data.as_object_mut() {
+            let st = &self.items[i as usize].state;
+            o.insert("latency".into(), serde_json::json!(st.latency));
+            o.insert("execution_time".into(), serde_json::json!(st.execution_time));
+        }
         self.push_brok(brok_kind, data);
+        // Notifications and the event handler (semantics §3.6, §3.7, §3.8).
+        if transition.cancel_pending_notifications {
+            self.cancel_notifications(i);
+        }
+        self.flapping(i, transition.state_changed, now, events);
+        if let Some(n) = transition.notify {
+            let ty = match n {
+                super::state::NotificationKind::Problem => notify::NotificationType::Problem,
+                super::state::NotificationKind::Recovery => notify::NotificationType::Recovery,
+            };
+            self.raise_notification(i, ty, now, events);
+        }
+        if transition.run_event_handler {
+            self.raise_event_handler(i, now, events);
+        }
         // Next regular check.
         self.schedule(i, now, false);
         // On-demand host check: a failing service whose host was not checked within the
@@ -738,6 +868,8 @@ impl Engine {
     pub fn tick(&mut self, now: f64) -> Events {
         let mut events = Events::default();
         self.update_downtimes(now, &mut events);
+        self.scatter_due(now, &mut events);
+        self.requeue_orphan_actions(now, &mut events);
         // Orphans (semantics 3.1): out for longer than the item's time_to_orphanage.
         let mut orphans: Vec<(u64, u32, String)> = Vec::new();
         for (&id, f) in &self.in_flight {
@@ -919,7 +1051,7 @@ impl Engine {
 }
 
 /// Macros exported as `NAGIOS_*` environment variables when `enable_environment_macros` is on.
-const ENV_MACROS: &[&str] = &[
+pub(super) const ENV_MACROS: &[&str] = &[
     "HOSTNAME",
     "HOSTALIAS",
     "HOSTADDRESS",
@@ -1025,6 +1157,10 @@ fn item_from(kind: ItemKind, obj: u32, host: u32, o: &Object) -> Item {
             .map(str::to_string),
         queued: false,
         in_checking: false,
+        notif: NotifSettings::default(),
+        event_handler: o.get("event_handler").filter(|c| !c.is_empty()).map(str::to_string),
+        event_handler_enabled: flag("event_handler_enabled", false),
+        flap: notify::FlapSettings::default(),
     }
 }
 

@@ -8,14 +8,18 @@
 //! - [`engine`]: one configuration part scheduled: items, due checks, checks out, results,
 //!   orphans, freshness and broks;
 //! - [`commands`]: Nagios external commands parsed and applied to the engine;
+//! - [`notify`]: notifications and event handlers (§3.7, §3.8): blocking, scatter to contacts
+//!   and notification ways, escalations, re-arming, event handler choice, log lines;
 //! - [`fencing`]: the self-fencing timer (no arbiter for too long, or a stale retention write);
 //! - [`schedule`]: when the next active check runs (§3.3, [`next_check_time`]) and whether a
 //!   passive-only item's results are stale (§3.4, [`is_stale`]).
 
+mod actions;
 pub mod commands;
 pub mod daemon;
 pub mod engine;
 pub mod fencing;
+pub mod notify;
 pub mod schedule;
 pub mod state;
 

@@ -388,6 +388,10 @@ pub struct PendingNotification {
     pub number: u32,
     /// The contact, for a per-contact notification; empty for a master notification.
     pub contact: String,
+    /// When the master was created (time-based escalations count from it).
+    pub creation_time: f64,
+    /// Escalations already started by this notification (names).
+    pub started_escalations: Vec<String>,
 }
 
 /// Attributes changed at run time by external commands, with their MODATTR bits

@@ -455,15 +455,9 @@ fn pod_template(
     template
 }
 
-/// FNV-1a of the template's JSON.
+/// The hash of the template's JSON (the arbiter's FNV-1a `magic_hash`).
 fn template_hash(t: &PodTemplateSpec) -> String {
-    let text = serde_json::to_string(t).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    shinken::arbiter::whole_cfg::magic_hash(&serde_json::to_string(t).unwrap_or_default())
 }
 
 /// The user's affinity plus anti-affinity between a role's masters and spares (a spare on its

@@ -289,16 +289,16 @@ pub fn validate(tree: &Tree) -> Result<Validated, Vec<String>> {
     })
 }
 
-/// FNV-1a over every path and content: a change of any file rolls the pods.
+/// A hash over every path and content (the arbiter's FNV-1a `magic_hash`): a change of any
+/// file rolls the pods.
 pub fn hash(tree: &Tree) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut all = String::new();
     for (path, file) in &tree.files {
-        for b in path.bytes().chain([0]).chain(file.content.bytes()).chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        for part in [path.as_str(), "\0", file.content.as_str(), "\0"] {
+            all.push_str(part);
         }
     }
-    format!("{h:016x}")
+    shinken::arbiter::whole_cfg::magic_hash(&all)
 }
 
 /// A scratch directory removed on drop.
